@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs every Debian package geolrp needs to build, run and test.
+# Debian 12 (bookworm). Run as root (or through sudo). Safe to run twice.
+set -eu
+
+BUILD="build-essential cmake pkg-config git ca-certificates
+       protobuf-c-compiler libprotobuf-c-dev libonnx-dev
+       libopenblas-dev libgdal-dev libproj-dev libtiff-dev libjansson-dev libyaml-dev"
+RUN="gdal-bin"
+TEST="python3 python3-numpy python3-torch python3-onnx python3-gdal"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $BUILD $RUN $TEST

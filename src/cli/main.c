@@ -1,0 +1,44 @@
+/* geolrp: explain neural-network classifiers of geospatial rasters with LRP. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: geolrp COMMAND [OPTIONS]\n"
+            "\n"
+            "Layer-wise Relevance Propagation for classifiers of geospatial rasters.\n"
+            "\n"
+            "Commands:\n"
+            "  relevance   explain samples of a .npy array with an ONNX model\n"
+            "  info        show how geolrp reads an ONNX model and which rule each layer gets\n"
+            "\n"
+            "Run 'geolrp COMMAND --help' for the options of a command.\n"
+            "Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("geolrp %s\n", GEOLRP_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "relevance"))
+        return cmd_relevance(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "geolrp: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,119 @@
+/* Lifetime of a planned model: finishing touches after import, buffers, freeing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/graph.h"
+#include "util/error.h"
+
+void glrp_graph_free(struct glrp_model *m)
+{
+    if (!m)
+        return;
+    for (int k = 0; k < m->n_layers; k++) {
+        glrp_layer *L = &m->layers[k];
+        free(L->name);
+        free(L->op_type);
+        free(L->in);
+        free(L->lin.W);
+        free(L->lin.b);
+        free(L->lin.Wpos);
+        free(L->lin.Wneg);
+        free(L->scale);
+        free(L->shift);
+    }
+    for (int k = 0; k < m->n_tensors; k++) {
+        free(m->tensors[k].name);
+        if (m->act)
+            free(m->act[k]);
+        if (m->rel)
+            free(m->rel[k]);
+    }
+    for (int k = 0; k < m->n_meta; k++) {
+        free(m->meta[k].key);
+        free(m->meta[k].value);
+    }
+    free(m->meta);
+    free(m->col);
+    free(m->act);
+    free(m->rel);
+    free(m->tensors);
+    free(m->layers);
+    free(m->producer);
+    free(m->path);
+    free(m);
+}
+
+int glrp_graph_finish(struct glrp_model *m, glrp_error *err)
+{
+    /* W+ and W- are what most rules multiply by; they depend only on the model. */
+    for (int k = 0; k < m->n_layers; k++) {
+        glrp_linear *lin = &m->layers[k].lin;
+        if (m->layers[k].kind != OP_DENSE && m->layers[k].kind != OP_CONV)
+            continue;
+        lin->Wpos = glrp_alloc(lin->wsize, sizeof *lin->Wpos);
+        lin->Wneg = glrp_alloc(lin->wsize, sizeof *lin->Wneg);
+        if (!lin->Wpos || !lin->Wneg)
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        for (size_t e = 0; e < lin->wsize; e++) {
+            lin->Wpos[e] = lin->W[e] > 0 ? lin->W[e] : 0;
+            lin->Wneg[e] = lin->W[e] < 0 ? lin->W[e] : 0;
+        }
+    }
+    /* A linear layer is "first" when no linear layer lies between it and the input. */
+    int *behind_linear = glrp_alloc((size_t)m->n_tensors, sizeof *behind_linear);
+    if (!behind_linear)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    for (int k = 0; k < m->n_layers; k++) {
+        glrp_layer *L = &m->layers[k];
+        int upstream = 0;
+        for (int j = 0; j < L->n_in; j++)
+            upstream |= behind_linear[L->in[j]];
+        int linear = L->kind == OP_DENSE || L->kind == OP_CONV;
+        L->is_first_linear = linear && !upstream;
+        behind_linear[L->out] = upstream || linear;
+    }
+    free(behind_linear);
+    return 0;
+}
+
+int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
+{
+    m->act = glrp_alloc((size_t)m->n_tensors, sizeof *m->act);
+    m->rel = glrp_alloc((size_t)m->n_tensors, sizeof *m->rel);
+    if (!m->act || !m->rel)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    /* Refuse plans that cannot fit before touching memory: a hostile file may declare
+     * shapes whose buffers calloc would promise lazily and the first pass would fault in. */
+    double bytes = 0;
+    for (int k = 0; k < m->n_tensors; k++)
+        bytes += 2.0 * sizeof(float) * (double)m->tensors[k].numel * m->max_batch;
+    if (bytes > GLRP_MAX_PLAN_BYTES)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: the model needs %.1f GiB of activations for "
+                         "batch %d (limit %.0f GiB); use a smaller --batch or check the "
+                         "model's shapes", m->path, bytes / (1 << 30), m->max_batch,
+                         GLRP_MAX_PLAN_BYTES / (1 << 30));
+    for (int k = 0; k < m->n_layers; k++) {
+        const glrp_layer *L = &m->layers[k];
+        if (L->kind != OP_CONV)
+            continue;
+        size_t c = (size_t)L->lin.cin * L->lin.kh * L->lin.kw * L->lin.oh * L->lin.ow;
+        if (c > m->col_floats)
+            m->col_floats = c;
+    }
+    m->col = glrp_alloc(m->col_floats, sizeof *m->col);
+    if (!m->col)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for convolution scratch");
+    for (int k = 0; k < m->n_tensors; k++) {
+        size_t n;
+        if (!glrp_mul_ok(m->tensors[k].numel, (size_t)m->max_batch, &n))
+            return glrp_fail(err, GLRP_ERR_INPUT, "%s: tensor '%s' too large for batch %d",
+                             m->path, m->tensors[k].name, m->max_batch);
+        m->act[k] = glrp_alloc(n, sizeof(float));
+        m->rel[k] = glrp_alloc(n, sizeof(float));
+        if (!m->act[k] || !m->rel[k])
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: out of memory for tensor '%s' "
+                             "(%zu floats per buffer, batch %d); try a smaller --batch",
+                             m->path, m->tensors[k].name, n, m->max_batch);
+    }
+    return 0;
+}

@@ -5,7 +5,7 @@ set -eu
 
 BUILD="build-essential cmake pkg-config git ca-certificates
        protobuf-c-compiler libprotobuf-c-dev libonnx-dev
-       libopenblas-dev libgdal-dev libproj-dev libtiff-dev libjansson-dev libyaml-dev"
+       libopenblas-dev libgdal-dev libproj-dev libtiff-dev libjansson-dev libssl-dev"
 RUN="gdal-bin"
 TEST="python3 python3-numpy python3-torch python3-onnx python3-gdal"
 

@@ -5,12 +5,15 @@
 #include <stdio.h>
 
 #include "geolrp/geolrp.h"
+#include "util/progress.h"
 
 /* Exit codes. */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 int cmd_info(int argc, char **argv);
 int cmd_relevance(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 
 /* args.c: option values, each error naming the option. */
 int arg_int(const char *opt, const char *s, long min, long max, long *out);
@@ -22,12 +25,5 @@ int arg_rule(const char *s, const glrp_rules *r, glrp_rule_override *o);
 void print_error(const glrp_error *err);
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* progress.c: GDAL-style "0...10...20" on stderr. */
-typedef struct {
-    int quiet;
-    int started;
-    int shown; /* steps of 2.5% printed */
-} progress;
-void progress_update(progress *p, double fraction);
 
 #endif

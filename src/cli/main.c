@@ -12,6 +12,8 @@ static void usage(FILE *f)
             "Layer-wise Relevance Propagation for classifiers of geospatial rasters.\n"
             "\n"
             "Commands:\n"
+            "  explain     relevance layers for a whole scene, as a georeferenced COG\n"
+            "  classify    class map of a whole scene, as a georeferenced COG\n"
             "  relevance   explain samples of a .npy array with an ONNX model\n"
             "  info        show how geolrp reads an ONNX model and which rule each layer gets\n"
             "\n"
@@ -36,6 +38,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "relevance"))
         return cmd_relevance(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain"))
+        return cmd_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classify"))
+        return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "geolrp: unknown command '%s'\n", cmd);

@@ -174,3 +174,29 @@ int glrp_rules_check(const glrp_model *m, const glrp_rules *r, glrp_error *err)
     }
     return 0;
 }
+
+static const glrp_layer *linear_layer(const glrp_model *m, int k)
+{
+    for (int j = 0; j < m->n_layers; j++)
+        if (m->layers[j].linear_index == k)
+            return &m->layers[j];
+    return NULL;
+}
+
+int glrp_model_num_linear(const glrp_model *m)
+{
+    return m->n_linear;
+}
+
+int glrp_model_linear_is_first(const glrp_model *m, int k)
+{
+    const glrp_layer *L = linear_layer(m, k);
+    return L && L->is_first_linear;
+}
+
+glrp_rule glrp_rule_for_linear(const glrp_model *m, const glrp_rules *r, int k)
+{
+    const glrp_layer *L = linear_layer(m, k);
+    glrp_rule none = {GLRP_RULE_PASS, 0, 0, 0, 0};
+    return L ? composite_rule_for(m, r, L) : none;
+}

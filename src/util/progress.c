@@ -1,4 +1,6 @@
-#include "cli/cli.h"
+#include "util/progress.h"
+
+#include <stdio.h>
 
 /* Prints "0...10...20...30" as GDAL's command-line tools do, one step per 2.5%. */
 void progress_update(progress *p, double fraction)

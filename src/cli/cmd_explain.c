@@ -1,0 +1,207 @@
+/*
+ * geolrp explain SCENE -m MODEL -o OUT.tif: relevance layers for a whole scene.
+ * geolrp classify SCENE -m MODEL -o CLASSES.tif: the class map (and scores) only.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/rules_opts.h"
+#include "pipeline/scene_job.h"
+
+static void help(FILE *f, int classify)
+{
+    if (classify)
+        fprintf(f, "Usage: geolrp classify SCENE -m MODEL.onnx -o CLASSES.tif [options]\n\n"
+                   "Classifies a scene tile by tile and writes the class map (Byte COG with\n"
+                   "colour table, class names and a .qml); --scores adds the probability.\n\n");
+    else
+        fprintf(f, "Usage: geolrp explain SCENE -m MODEL.onnx -o OUT.tif [options]\n\n"
+                   "Explains a scene tile by tile with LRP and mosaics the relevance into a\n"
+                   "Cloud Optimized GeoTIFF on the scene's grid: band 1 relevance_total, then\n"
+                   "one band per input band (relevance_<band name>); a .qml beside it styles\n"
+                   "it in QGIS (blue negative, white zero, red positive).\n\n");
+    fprintf(f,
+            "Input:\n"
+            "  SCENE               any raster GDAL opens (GeoTIFF, VRT, JP2, NETCDF:file:var)\n"
+            "  -m, --model FILE    ONNX model taking (N, C, H, W); tiles are H x W (required)\n"
+            "  --config FILE       JSON: bands, scale/offset, clip, normalization, fill_value,\n"
+            "                      zbox bounds, run defaults (examples in config/). Default:\n"
+            "                      the model's ONNX metadata (standardization_mean/std), else\n"
+            "                      raw values\n"
+            "  --bands LIST        bands by 1-based index or description, comma-separated\n"
+            "                      (default: the config's, else all bands)\n"
+            "Tiling:\n"
+            "  --tile N            must equal the model's input size (the default)\n"
+            "  --stride N          pixels between tiles (default tile/2)\n"
+            "  --blend MODE        hann (default), uniform or center\n"
+            "  --min-valid F       skip tiles with less than this fraction of valid pixels\n"
+            "                      (default 0: skip only tiles without any)\n"
+            "  --batch N           tiles per batch (default 16)\n"
+            "  --threads N         BLAS threads (default 1; outputs do not depend on it)\n"
+            "Outputs:\n");
+    if (!classify)
+        fprintf(f, "  -o, --output FILE   relevance COG (required)\n"
+                   "  --class-map FILE    class map COG (Byte), argmax of the blended tile\n"
+                   "                      probabilities\n");
+    else
+        fprintf(f, "  -o, --output FILE   class map COG (required)\n");
+    fprintf(f,
+            "  --scores FILE       probability of the mapped class (Float32 COG)\n"
+            "  --report FILE       JSON: tiles, times, class counts, conservation, rules\n"
+            "  --overwrite         replace existing outputs (default: refuse)\n"
+            "  -q, --quiet         no progress on stderr\n");
+    if (!classify)
+        fprintf(f,
+                "Relevance:\n"
+                "  --target T          predicted (default: each tile its own predicted class),\n"
+                "                      a class index or name (every tile explains it), or all\n"
+                "                      (one total-relevance band per class)\n"
+                "  --init MODE         logit (default), one or prob\n"
+                "  (default composite for scenes: epsilon-gamma-box, zbox bounds from the\n"
+                "  config, the model's valid_min/valid_max metadata, or the band ranges)\n"
+                RULES_HELP);
+    fprintf(f, "  -h, --help          this help\n"
+               "Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.\n");
+}
+
+enum { OPT_CONFIG = RULES_OPT_END, OPT_BANDS, OPT_TILE, OPT_STRIDE, OPT_BLEND, OPT_TARGET,
+       OPT_INIT, OPT_CLASS_MAP, OPT_SCORES, OPT_REPORT, OPT_MIN_VALID, OPT_THREADS,
+       OPT_BATCH, OPT_OVERWRITE };
+
+static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *ro)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
+        {"config", required_argument, 0, OPT_CONFIG}, {"bands", required_argument, 0, OPT_BANDS},
+        {"tile", required_argument, 0, OPT_TILE}, {"stride", required_argument, 0, OPT_STRIDE},
+        {"blend", required_argument, 0, OPT_BLEND}, {"target", required_argument, 0, OPT_TARGET},
+        {"init", required_argument, 0, OPT_INIT},
+        {"class-map", required_argument, 0, OPT_CLASS_MAP},
+        {"scores", required_argument, 0, OPT_SCORES}, {"report", required_argument, 0, OPT_REPORT},
+        {"min-valid", required_argument, 0, OPT_MIN_VALID},
+        {"threads", required_argument, 0, OPT_THREADS}, {"batch", required_argument, 0, OPT_BATCH},
+        {"overwrite", no_argument, 0, OPT_OVERWRITE}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, RULES_LONG_OPTIONS, {0, 0, 0, 0}};
+    const char *cmd = classify ? "classify" : "explain";
+    const char *out = NULL;
+    int c;
+    long v;
+    float f;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': j->model = optarg; break;
+        case 'o': out = optarg; break;
+        case 'q': j->quiet = 1; break;
+        case 'h': help(stdout, classify); return -1;
+        case OPT_CONFIG: j->config = optarg; break;
+        case OPT_BANDS: j->bands = optarg; break;
+        case OPT_TILE:
+            if (arg_int("--tile", optarg, 1, 1 << 16, &v)) return EXIT_USAGE;
+            j->tile = (int)v;
+            break;
+        case OPT_STRIDE:
+            if (arg_int("--stride", optarg, 1, 1 << 16, &v)) return EXIT_USAGE;
+            j->stride = (int)v;
+            break;
+        case OPT_BLEND:
+            j->blend_set = 1;
+            if (!strcmp(optarg, "hann")) j->blend = BLEND_HANN;
+            else if (!strcmp(optarg, "uniform")) j->blend = BLEND_UNIFORM;
+            else if (!strcmp(optarg, "center")) j->blend = BLEND_CENTER;
+            else return usage_error(cmd, "--blend: '%s' is not hann, uniform or center", optarg);
+            break;
+        case OPT_TARGET: {
+            char *end;
+            long k = strtol(optarg, &end, 10);
+            if (!strcmp(optarg, "predicted")) j->target = TARGET_PREDICTED;
+            else if (!strcmp(optarg, "all")) j->target = TARGET_ALL;
+            else if (*end == '\0' && end != optarg) {
+                if (k < 0) return usage_error(cmd, "--target: %ld is negative", k);
+                j->target = TARGET_INDEX, j->target_index = (int)k;
+            } else j->target = TARGET_NAME, j->target_name = optarg;
+            break;
+        }
+        case OPT_INIT:
+            j->init_set = 1;
+            if (!strcmp(optarg, "logit")) j->init = GLRP_INIT_LOGIT;
+            else if (!strcmp(optarg, "one")) j->init = GLRP_INIT_ONE;
+            else if (!strcmp(optarg, "prob")) j->init = GLRP_INIT_PROB;
+            else return usage_error(cmd, "--init: '%s' is not one, logit or prob", optarg);
+            break;
+        case OPT_CLASS_MAP: j->class_map = optarg; break;
+        case OPT_SCORES: j->scores = optarg; break;
+        case OPT_REPORT: j->report = optarg; break;
+        case OPT_MIN_VALID:
+            if (arg_float("--min-valid", optarg, &f)) return EXIT_USAGE;
+            if (f < 0 || f > 1) return usage_error(cmd, "--min-valid: %g is not from 0 to 1", f);
+            j->min_valid = f, j->min_valid_set = 1;
+            break;
+        case OPT_THREADS:
+            if (arg_int("--threads", optarg, 1, 1024, &v)) return EXIT_USAGE;
+            j->threads = (int)v;
+            break;
+        case OPT_BATCH:
+            if (arg_int("--batch", optarg, 1, 4096, &v)) return EXIT_USAGE;
+            j->batch = (int)v;
+            break;
+        case OPT_OVERWRITE: j->overwrite = 1; break;
+        case '?': return usage_error(cmd, "unknown option or missing value");
+        default:
+            if (classify && c >= RULES_OPT_BASE && c < RULES_OPT_END)
+                return usage_error(cmd, "rule options apply to 'geolrp explain'");
+            if (c == OPT_COMPOSITE)
+                j->composite_set = 1;
+            if (rules_opts_handle(ro, c, optarg))
+                return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1)
+        return usage_error(cmd, optind >= argc ? "expected one SCENE" : "unexpected argument "
+                           "'%s'", argv[optind + (optind < argc - 1)]);
+    j->scene = argv[optind];
+    if (!j->model || !out)
+        return usage_error(cmd, "-m MODEL and -o OUTPUT are required");
+    if (classify) {
+        if (j->class_map)
+            return usage_error(cmd, "-o is the class map; --class-map is for explain");
+        j->class_map = out;
+    } else {
+        j->output = out;
+    }
+    if (!j->composite_set)
+        snprintf(ro->rules.composite, sizeof ro->rules.composite, "epsilon-gamma-box");
+    int rc = rules_opts_finish(ro);
+    j->rules = ro->rules;
+    return rc;
+}
+
+static int run(int argc, char **argv, int classify)
+{
+    scene_job j;
+    rules_opts ro;
+    scene_job_init(&j);
+    rules_opts_init(&ro);
+    int rc = parse(argc, argv, classify, &j, &ro);
+    if (rc == 0) {
+        glrp_error err = {0};
+        rc = scene_job_run(&j, &err);
+        if (rc)
+            print_error(&err);
+    } else if (rc < 0) {
+        rc = EXIT_OK;
+    }
+    rules_opts_free(&ro);
+    return rc;
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    return run(argc, argv, 0);
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    return run(argc, argv, 1);
+}

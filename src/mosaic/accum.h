@@ -1,0 +1,37 @@
+/*
+ * Streaming mosaic: the weighted sums sum(w * v) and sum(w) of the tiles covering each
+ * pixel, kept only for a stripe of rows one tile high. Tiles arrive row of tiles by row
+ * of tiles; rows above the next tile row are final and handed to the writer, so memory is
+ * bounded by the scene width, never its height.
+ */
+#ifndef GLRP_MOSAIC_ACCUM_H
+#define GLRP_MOSAIC_ACCUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int width, height, rows; /* rows held: one tile height */
+    int bands;
+    int base;                /* raster row of the stripe's first row */
+    float *sum;              /* (rows, bands, width) */
+    float *weight;           /* (rows, width) */
+    uint8_t *valid;          /* (rows, width): the scene's validity */
+    long long valid_taken;   /* valid pixels in the rows taken so far */
+} accum;
+
+int accum_init(accum *a, int width, int height, int tile, int bands);
+void accum_free(accum *a);
+
+/* Adds a tile's values (bands, th, tw) with weights (th, tw) at (x0, y0); y0 >= base. Only
+ * the part inside the raster (w, h) is used. */
+void accum_add(accum *a, const float *values, const float *weights, int tile, int x0, int y0,
+               int w, int h);
+/* Records the scene's validity for rows of a window read at (x0, y0). */
+void accum_set_valid(accum *a, const uint8_t *valid, int x0, int y0, int w, int h);
+
+/* Rows [base, until) are final: writes their mean values (NaN where invalid or uncovered)
+ * to out (bands, n, width) and slides the stripe. Returns the row count n. */
+int accum_take(accum *a, int until, float *out);
+
+#endif

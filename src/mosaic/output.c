@@ -1,0 +1,235 @@
+#include "mosaic/output.h"
+
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/error.h"
+#include "util/progress.h"
+
+/* |v| histogram: bin k covers 2^((k - 2048) / 32) .. 2^((k - 2047) / 32): 1/32 of an
+ * octave (2%) from about 1e-19 to 1e19; bin 0 also holds zeros and tinier values. */
+static int abs_bin(double a)
+{
+    if (!(a > 0))
+        return 0;
+    int k = (int)floor(log2(a) * 32.0) + ABS_HIST_BINS / 2;
+    return k < 0 ? 0 : k >= ABS_HIST_BINS ? ABS_HIST_BINS - 1 : k;
+}
+
+double out_abs_quantile(const out_raster *o, double q)
+{
+    long long total = 0, seen = 0;
+    for (int k = 0; k < ABS_HIST_BINS; k++)
+        total += o->hist[k];
+    if (total == 0)
+        return 0;
+    for (int k = 0; k < ABS_HIST_BINS; k++) {
+        seen += o->hist[k];
+        if ((double)seen >= q * (double)total)
+            return k == 0 ? 0 : exp2((k + 1 - ABS_HIST_BINS / 2) / 32.0);
+    }
+    return 0;
+}
+
+static char *tmp_name(const char *path, const char *tag)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t len = strlen(path) + 64;
+    char *t = malloc(len);
+    if (t)
+        snprintf(t, len, "%.*s.%s.%s-%ld.tif", (int)dir, path, path + dir, tag, (long)getpid());
+    return t;
+}
+
+int out_create(out_raster *o, const char *path, const scene *s, int bands, GDALDataType type,
+               char **names, glrp_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->width = s->width, o->height = s->height, o->bands = bands, o->type = type;
+    o->path = glrp_strdup(path);
+    o->tmp_path = tmp_name(path, "part");
+    o->sum = glrp_alloc((size_t)bands, sizeof *o->sum);
+    o->sum2 = glrp_alloc((size_t)bands, sizeof *o->sum2);
+    o->vmin = glrp_alloc((size_t)bands, sizeof *o->vmin);
+    o->vmax = glrp_alloc((size_t)bands, sizeof *o->vmax);
+    o->count = glrp_alloc((size_t)bands, sizeof *o->count);
+    if (!o->path || !o->tmp_path || !o->sum || !o->sum2 || !o->vmin || !o->vmax || !o->count) {
+        out_abort(o);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    }
+    for (int b = 0; b < bands; b++)
+        o->vmin[b] = INFINITY, o->vmax[b] = -INFINITY;
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    /* Strips of 64 rows, lightly compressed: the stripe writer fills them in order. */
+    char **opts = NULL;
+    opts = CSLSetNameValue(opts, "COMPRESS", "ZSTD");
+    opts = CSLSetNameValue(opts, "ZSTD_LEVEL", "1");
+    opts = CSLSetNameValue(opts, "BLOCKYSIZE", "64");
+    opts = CSLSetNameValue(opts, "INTERLEAVE", "BAND");
+    opts = CSLSetNameValue(opts, "BIGTIFF", "IF_SAFER");
+    CPLErrorReset();
+    o->ds = GDALCreate(drv, o->tmp_path, o->width, o->height, bands, type, opts);
+    CSLDestroy(opts);
+    if (!o->ds) {
+        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create output: %s", path,
+                  CPLGetLastErrorMsg());
+        out_abort(o);
+        return GLRP_ERR_RUNTIME;
+    }
+    if (s->has_geotransform)
+        GDALSetGeoTransform(o->ds, (double *)s->geotransform);
+    OGRSpatialReferenceH srs = GDALGetSpatialRef(s->ds);
+    if (srs)
+        GDALSetSpatialRef(o->ds, srs);
+    for (int b = 0; b < bands; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(o->ds, b + 1);
+        GDALSetDescription(band, names[b]);
+        GDALSetRasterNoDataValue(band, type == GDT_Byte ? 255.0 : NAN);
+    }
+    return 0;
+}
+
+int out_write_rows(out_raster *o, const float *data, int n, glrp_error *err)
+{
+    const size_t width = (size_t)o->width;
+    for (int b = 0; b < o->bands; b++) {
+        const float *p = data + (size_t)b * n * width;
+        for (size_t e = 0; e < (size_t)n * width; e++) {
+            double v = p[e];
+            if (isnan(v) || (o->type == GDT_Byte && v == 255))
+                continue;
+            o->sum[b] += v;
+            o->sum2[b] += v * v;
+            o->count[b]++;
+            if (v < o->vmin[b]) o->vmin[b] = v;
+            if (v > o->vmax[b]) o->vmax[b] = v;
+            if (b == 0)
+                o->hist[abs_bin(fabs(v))]++;
+        }
+    }
+    CPLErrorReset();
+    CPLErr e = GDALDatasetRasterIO(o->ds, GF_Write, 0, o->rows_written, o->width, n,
+                                   (void *)data, o->width, n, GDT_Float32, o->bands, NULL, 0, 0,
+                                   0);
+    if (e != CE_None)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write rows %d to %d: %s", o->path,
+                         o->rows_written, o->rows_written + n - 1, CPLGetLastErrorMsg());
+    o->rows_written += n;
+    return 0;
+}
+
+void out_set_meta(out_raster *o, const char *key, const char *value)
+{
+    GDALSetMetadataItem(o->ds, key, value, NULL);
+}
+
+/* A qualitative palette (ColorBrewer Set1 then Dark2), cycled. */
+static const unsigned char PALETTE[][3] = {
+    {55, 126, 184}, {228, 26, 28}, {77, 175, 74}, {152, 78, 163}, {255, 127, 0},
+    {255, 255, 51}, {166, 86, 40}, {247, 129, 191}, {153, 153, 153}, {27, 158, 119},
+    {217, 95, 2}, {117, 112, 179}, {231, 41, 138}, {102, 166, 30}, {230, 171, 2}};
+#define PALETTE_N ((int)(sizeof PALETTE / sizeof *PALETTE))
+
+void glrp_class_color(int k, unsigned char rgb[3])
+{
+    memcpy(rgb, PALETTE[k % PALETTE_N], 3);
+}
+
+void out_set_color_table(out_raster *o, int n_classes, char **class_names)
+{
+    GDALRasterBandH band = GDALGetRasterBand(o->ds, 1);
+    GDALColorTableH ct = GDALCreateColorTable(GPI_RGB);
+    for (int k = 0; k < n_classes && k < 255; k++) {
+        GDALColorEntry c = {PALETTE[k % PALETTE_N][0], PALETTE[k % PALETTE_N][1],
+                            PALETTE[k % PALETTE_N][2], 255};
+        GDALSetColorEntry(ct, k, &c);
+    }
+    GDALColorEntry none = {0, 0, 0, 0};
+    GDALSetColorEntry(ct, 255, &none);
+    GDALSetRasterColorTable(band, ct);
+    GDALDestroyColorTable(ct);
+    GDALSetRasterColorInterpretation(band, GCI_PaletteIndex);
+    char **cats = NULL;
+    for (int k = 0; k < n_classes && k < 255; k++)
+        cats = CSLAddString(cats, class_names[k]);
+    GDALSetRasterCategoryNames(band, cats);
+    CSLDestroy(cats);
+}
+
+static int CPL_STDCALL stderr_progress(double fraction, const char *msg, void *arg)
+{
+    (void)msg;
+    progress_update(arg, fraction);
+    return TRUE;
+}
+
+int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err)
+{
+    if (o->rows_written != o->height) {
+        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: only %d of %d rows were written", o->path,
+                  o->rows_written, o->height);
+        out_abort(o);
+        return GLRP_ERR_RUNTIME;
+    }
+    for (int b = 0; b < o->bands; b++) {
+        if (o->count[b] == 0)
+            continue;
+        double mean = o->sum[b] / (double)o->count[b];
+        double var = o->sum2[b] / (double)o->count[b] - mean * mean;
+        GDALSetRasterStatistics(GDALGetRasterBand(o->ds, b + 1), o->vmin[b], o->vmax[b], mean,
+                                sqrt(var > 0 ? var : 0));
+    }
+    char *cog_tmp = tmp_name(o->path, "cog");
+    if (!cog_tmp) {
+        out_abort(o);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    }
+    char **opts = NULL;
+    opts = CSLSetNameValue(opts, "COMPRESS", "DEFLATE");
+    opts = CSLSetNameValue(opts, "PREDICTOR", "YES");
+    opts = CSLSetNameValue(opts, "OVERVIEW_RESAMPLING", resampling);
+    opts = CSLSetNameValue(opts, "BIGTIFF", "IF_SAFER");
+    opts = CSLSetNameValue(opts, "NUM_THREADS", "ALL_CPUS");
+    CPLErrorReset();
+    /* GDAL's own GDALTermProgress prints to stdout; ours goes to stderr. */
+    progress prog = {.quiet = quiet};
+    GDALDatasetH cog = GDALCreateCopy(GDALGetDriverByName("COG"), cog_tmp, o->ds, FALSE, opts,
+                                      stderr_progress, &prog);
+    CSLDestroy(opts);
+    int rc = 0;
+    if (cog) {
+        GDALClose(cog);
+        if (CPLGetLastErrorType() >= CE_Failure)
+            cog = NULL;
+    }
+    if (!cog) {
+        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write the COG: %s", o->path,
+                       CPLGetLastErrorMsg());
+        unlink(cog_tmp);
+    } else if (rename(cog_tmp, o->path) != 0) {
+        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot rename the finished output into "
+                       "place", o->path);
+        unlink(cog_tmp);
+    }
+    free(cog_tmp);
+    out_abort(o); /* closes and removes the striped temporary */
+    return rc;
+}
+
+void out_abort(out_raster *o)
+{
+    if (o->ds)
+        GDALClose(o->ds);
+    if (o->tmp_path)
+        VSIUnlink(o->tmp_path);
+    free(o->path), free(o->tmp_path), free(o->sum), free(o->sum2), free(o->vmin),
+        free(o->vmax), free(o->count);
+    memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,47 @@
+/*
+ * Output rasters: rows stream into a temporary striped GeoTIFF next to the destination;
+ * finishing sets statistics and metadata, copies it into a Cloud Optimized GeoTIFF (the
+ * COG driver only copies) under another temporary name, and renames that into place. An
+ * error or an interruption leaves no file under the real name.
+ */
+#ifndef GLRP_MOSAIC_OUTPUT_H
+#define GLRP_MOSAIC_OUTPUT_H
+
+#include <gdal.h>
+
+#include "geolrp/geolrp.h"
+#include "raster/scene.h"
+
+#define ABS_HIST_BINS 4096
+
+typedef struct {
+    GDALDatasetH ds;
+    char *path, *tmp_path;
+    int width, height, bands;
+    GDALDataType type;
+    int rows_written;
+    /* Streamed statistics per band, and a log histogram of |v| for band 1. */
+    double *sum, *sum2, *vmin, *vmax;
+    long long *count;
+    long long hist[ABS_HIST_BINS];
+} out_raster;
+
+/* type: GDT_Float32 (NaN nodata) or GDT_Byte (nodata 255). names: one per band. */
+int out_create(out_raster *o, const char *path, const scene *s, int bands, GDALDataType type,
+               char **names, glrp_error *err);
+/* Writes rows [rows_written, rows_written + n) from data (bands, n, width) as float. */
+int out_write_rows(out_raster *o, const float *data, int n, glrp_error *err);
+/* Sets a metadata item (default domain, which survives the copy to COG). */
+void out_set_meta(out_raster *o, const char *key, const char *value);
+void out_set_color_table(out_raster *o, int n_classes, char **class_names);
+/* Statistics, COG copy (resampling for overviews), rename. quiet: no progress. */
+int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err);
+void out_abort(out_raster *o);
+
+/* Colour of class k in class maps and their .qml (a qualitative palette, cycled). */
+void glrp_class_color(int k, unsigned char rgb[3]);
+
+/* The q-quantile of |band 1| from the streamed histogram (within a few percent). */
+double out_abs_quantile(const out_raster *o, double q);
+
+#endif

@@ -1,0 +1,862 @@
+#include "pipeline/scene_job.h"
+
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/tmpfile.h"
+#include "mosaic/accum.h"
+#include "mosaic/output.h"
+#include "mosaic/qml.h"
+#include "raster/config.h"
+#include "raster/scene.h"
+#include "util/error.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+
+#define MAX_TILES_PER_AXIS 65536
+#define MAX_WARNINGS 16
+
+void scene_job_init(scene_job *j)
+{
+    memset(j, 0, sizeof *j);
+    glrp_rules_init(&j->rules);
+    snprintf(j->rules.composite, sizeof j->rules.composite, "epsilon-gamma-box");
+    j->init = GLRP_INIT_LOGIT;
+    j->threads = 1;
+    j->batch = 16;
+}
+
+typedef struct {
+    scene_job *job;
+    scene sc;
+    scene_config cfg;
+    normalization norm;
+    glrp_model *m;
+    int C, th, tw, stride_y, stride_x, K, n_classes;
+    char **class_names;
+    int n_rel, n_acc; /* relevance bands; all accumulated bands (relevance + class probs) */
+    int want_classes;
+    char **rel_names;
+    accum acc;
+    out_raster rel_out, cls_out, sc_out;
+    int rel_open, cls_open, sc_open;
+    float *weights, *stripe, *batch_x, *batch_r, *batch_s, *tile_vals, *rows, *cls_rows,
+        *score_rows;
+    uint8_t *stripe_valid;
+    int *batch_x0, n_batch;
+    float zlow[SCENE_MAX_BANDS], zhigh[SCENE_MAX_BANDS];
+    char zbox_source[64];
+    long tiles_total, tiles_explained, skipped_empty, skipped_min_valid, tiles_done;
+    double cons_sum, cons_min, cons_max;
+    long cons_n;
+    long long *class_pixels, valid_pixels, invalid_pixels;
+    double t_read, t_explain, t_mosaic, t_write;
+    char *warnings[MAX_WARNINGS];
+    int n_warnings;
+    char sha[65];
+    progress prog;
+} run_state;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void warn(run_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(run_state *st, const char *fmt, ...)
+{
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (!st->job->quiet)
+        fprintf(stderr, "geolrp: warning: %s\n", buf);
+    if (st->n_warnings < MAX_WARNINGS)
+        st->warnings[st->n_warnings++] = glrp_strdup(buf);
+}
+
+/* ------------------------------------------------------------ set-up --- */
+
+static int refuse_existing(const scene_job *j, glrp_error *err)
+{
+    const char *outs[] = {j->output, j->class_map, j->scores, j->report};
+    for (int k = 0; k < 4; k++)
+        if (outs[k] && !j->overwrite && path_exists(outs[k]))
+            return glrp_fail(err, GLRP_ERR_INPUT, "%s exists; use --overwrite to replace it",
+                             outs[k]);
+    return 0;
+}
+
+/* Class names from the ONNX metadata (the QGIS plugin's {"0": "name", ...} or a list). */
+static int load_class_names(run_state *st, glrp_error *err)
+{
+    st->class_names = glrp_alloc((size_t)st->n_classes, sizeof *st->class_names);
+    if (!st->class_names)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    const char *meta = glrp_model_metadata(st->m, "class_names");
+    json_t *v = meta ? json_loads(meta, JSON_DECODE_ANY, NULL) : NULL;
+    for (int k = 0; k < st->n_classes; k++) {
+        char key[16], fallback[32];
+        snprintf(key, sizeof key, "%d", k);
+        snprintf(fallback, sizeof fallback, "class_%d", k);
+        json_t *e = json_is_object(v) ? json_object_get(v, key)
+                    : json_is_array(v) ? json_array_get(v, (size_t)k) : NULL;
+        st->class_names[k] = glrp_strdup(json_is_string(e) ? json_string_value(e) : fallback);
+        if (!st->class_names[k]) {
+            json_decref(v);
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        }
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int check_bands(run_state *st, glrp_error *err)
+{
+    int rank = glrp_model_input_rank(st->m);
+    const int64_t *d = glrp_model_input_dims(st->m);
+    if (rank != 3)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: the model takes (N, %lld) vectors; scenes "
+                         "need an image model (N, C, H, W)", st->job->model, (long long)d[0]);
+    if (d[0] == st->sc.n_bands)
+        return 0;
+    char have[1024] = "", want[1024] = "";
+    for (int k = 0; k < st->sc.n_bands; k++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", k ? ", " : "",
+                 st->sc.band_name[k]);
+    const char *names = glrp_model_metadata(st->m, "band_names");
+    snprintf(want, sizeof want, "%s", names ? names : "(no band_names in its metadata)");
+    return glrp_fail(err, GLRP_ERR_INPUT, "%s: %d bands selected (%s) but the model %s takes "
+                     "%lld channels %s; choose bands with --bands", st->job->scene,
+                     st->sc.n_bands, have, st->job->model, (long long)d[0], want);
+}
+
+static int resolve_target(run_state *st, glrp_error *err)
+{
+    scene_job *j = st->job;
+    if (j->target == TARGET_NAME) {
+        for (int k = 0; k < st->n_classes; k++)
+            if (!strcmp(st->class_names[k], j->target_name)) {
+                j->target = TARGET_INDEX;
+                j->target_index = k;
+                return 0;
+            }
+        return glrp_fail(err, GLRP_ERR_INPUT, "--target: '%s' is not a class of the model "
+                         "(classes: %s%s)", j->target_name, st->class_names[0],
+                         st->n_classes > 1 ? ", ..." : "");
+    }
+    if (j->target == TARGET_INDEX && (j->target_index < 0 || j->target_index >= st->K))
+        return glrp_fail(err, GLRP_ERR_INPUT, "--target: %d is not a class index (0 to %d)",
+                         j->target_index, st->K - 1);
+    return 0;
+}
+
+/* zbox bounds, per band, in model units: config, else the model's valid_min/valid_max
+ * metadata, else the bands' minimum and maximum (GDAL statistics) normalised. The fill
+ * value of masked pixels is always inside. */
+static int zbox_bounds(run_state *st, glrp_error *err)
+{
+    const int C = st->C;
+    if (st->cfg.has_zbox) {
+        if (st->cfg.n_zbox != 1 && st->cfg.n_zbox != C)
+            return glrp_fail(err, GLRP_ERR_INPUT, "%s: zbox has %d values for %d bands",
+                             st->job->config, st->cfg.n_zbox, C);
+        for (int k = 0; k < C; k++) {
+            st->zlow[k] = st->cfg.zbox_low[st->cfg.n_zbox == 1 ? 0 : k];
+            st->zhigh[k] = st->cfg.zbox_high[st->cfg.n_zbox == 1 ? 0 : k];
+        }
+        snprintf(st->zbox_source, sizeof st->zbox_source, "config");
+    } else {
+        const char *lo = glrp_model_metadata(st->m, "valid_min");
+        const char *hi = glrp_model_metadata(st->m, "valid_max");
+        json_t *jl = lo ? json_loads(lo, JSON_DECODE_ANY, NULL) : NULL;
+        json_t *jh = hi ? json_loads(hi, JSON_DECODE_ANY, NULL) : NULL;
+        int ok = json_is_array(jl) && json_is_array(jh) && json_array_size(jl) == (size_t)C &&
+                 json_array_size(jh) == (size_t)C;
+        for (int k = 0; ok && k < C; k++) {
+            json_t *a = json_array_get(jl, (size_t)k), *b = json_array_get(jh, (size_t)k);
+            ok = json_is_number(a) && json_is_number(b);
+            if (ok) {
+                st->zlow[k] = (float)json_number_value(a);
+                st->zhigh[k] = (float)json_number_value(b);
+            }
+        }
+        json_decref(jl);
+        json_decref(jh);
+        if (ok) {
+            snprintf(st->zbox_source, sizeof st->zbox_source, "ONNX metadata valid_min/max");
+        } else {
+            for (int k = 0; k < C; k++) {
+                GDALRasterBandH b = GDALGetRasterBand(st->sc.ds, st->sc.band_index[k]);
+                double mm[2];
+                CPLErrorReset();
+                if (GDALComputeRasterMinMax(b, TRUE, mm) != CE_None)
+                    return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: band %d: cannot compute its "
+                                     "range for the zbox bounds: %s", st->job->scene,
+                                     st->sc.band_index[k], CPLGetLastErrorMsg());
+                double a = normalize_value(&st->norm, &st->sc, k,
+                                           mm[0] * st->sc.scale[k] + st->sc.offset[k]);
+                double bb = normalize_value(&st->norm, &st->sc, k,
+                                            mm[1] * st->sc.scale[k] + st->sc.offset[k]);
+                st->zlow[k] = (float)(a < bb ? a : bb);
+                st->zhigh[k] = (float)(a < bb ? bb : a);
+            }
+            snprintf(st->zbox_source, sizeof st->zbox_source, "band statistics");
+        }
+    }
+    for (int k = 0; k < C; k++) {
+        float fill = st->norm.fill_value;
+        if (fill < st->zlow[k]) st->zlow[k] = fill;
+        if (fill > st->zhigh[k]) st->zhigh[k] = fill;
+    }
+    st->job->rules.low = st->zlow;
+    st->job->rules.high = st->zhigh;
+    st->job->rules.n_bounds = C;
+    return 0;
+}
+
+static int setup(run_state *st, glrp_error *err)
+{
+    scene_job *j = st->job;
+    int rc;
+    config_init(&st->cfg);
+    if (j->config && (rc = config_load(j->config, &st->cfg, err)))
+        return rc;
+    /* Command line > config > built-in defaults. */
+    if (!j->composite_set && st->cfg.composite)
+        snprintf(j->rules.composite, sizeof j->rules.composite, "%s", st->cfg.composite);
+    if (!j->tile)
+        j->tile = st->cfg.tile;
+    if (!j->stride)
+        j->stride = st->cfg.stride;
+    if (!j->min_valid_set && st->cfg.has_min_valid)
+        j->min_valid = st->cfg.min_valid;
+    if (!j->blend_set && st->cfg.blend) {
+        if (!strcmp(st->cfg.blend, "hann")) j->blend = BLEND_HANN;
+        else if (!strcmp(st->cfg.blend, "uniform")) j->blend = BLEND_UNIFORM;
+        else if (!strcmp(st->cfg.blend, "center")) j->blend = BLEND_CENTER;
+        else return glrp_fail(err, GLRP_ERR_INPUT, "%s: blend '%s' is not hann, uniform or "
+                              "center", j->config, st->cfg.blend);
+    }
+    if ((rc = scene_open(j->scene, j->bands ? j->bands : st->cfg.bands, &st->sc, err)))
+        return rc;
+    if ((rc = glrp_model_load(j->model, j->batch, &st->m, err)) || (rc = check_bands(st, err)))
+        return rc;
+    const int64_t *d = glrp_model_input_dims(st->m);
+    st->C = (int)d[0], st->th = (int)d[1], st->tw = (int)d[2];
+    st->K = glrp_model_num_outputs(st->m);
+    st->n_classes = st->K == 1 ? 2 : st->K;
+    if (j->tile && (j->tile != st->th || j->tile != st->tw))
+        return glrp_fail(err, GLRP_ERR_INPUT, "--tile %d: the model takes %d x %d tiles; the "
+                         "tile must equal the model's input size", j->tile, st->th, st->tw);
+    if (j->stride < 0 || (j->stride && (j->stride > st->th || j->stride > st->tw)))
+        return glrp_fail(err, GLRP_ERR_INPUT, "--stride %d: must be from 1 to the tile size "
+                         "(%d)", j->stride, st->th < st->tw ? st->th : st->tw);
+    st->stride_y = j->stride ? j->stride : (st->th / 2 > 0 ? st->th / 2 : 1);
+    st->stride_x = j->stride ? j->stride : (st->tw / 2 > 0 ? st->tw / 2 : 1);
+    if ((rc = load_class_names(st, err)) || (rc = resolve_target(st, err)))
+        return rc;
+
+    st->norm = st->cfg.norm;
+    if (st->norm.mode == NORM_NONE && !st->norm.has_scale && !st->norm.has_clip &&
+        (rc = config_norm_from_model(st->m, st->C, &st->norm, err)))
+        return rc;
+    if (st->norm.n > 1 && st->norm.n != st->C)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: per-band lists have %d values for %d "
+                         "bands", j->config, st->norm.n, st->C);
+    st->norm.fill_value = st->cfg.norm.fill_value;
+
+    if (j->output) {
+        if (glrp_rules_need_bounds(st->m, &j->rules) && !j->rules.low &&
+            (rc = zbox_bounds(st, err)))
+            return rc;
+        if ((rc = glrp_rules_check(st->m, &j->rules, err)))
+            return rc;
+        for (int k = 0; k < glrp_model_num_linear(st->m); k++) {
+            glrp_rule r = glrp_rule_for_linear(st->m, &j->rules, k);
+            if (glrp_model_linear_is_first(st->m, k) &&
+                (r.kind == GLRP_RULE_FLAT || r.kind == GLRP_RULE_WSQUARE))
+                warn(st, "the first layer uses the %s rule, which gives every band of a pixel "
+                     "the same share: the per-band relevance layers say nothing about bands "
+                     "(use epsilon-gamma-box for band importance)",
+                     r.kind == GLRP_RULE_FLAT ? "flat" : "wsquare");
+        }
+    }
+    if (!st->sc.has_geotransform)
+        warn(st, "%s has no georeferencing; the outputs keep its pixel grid without a CRS",
+             j->scene);
+    if (st->sc.striped)
+        warn(st, "%s is striped, not tiled: windowed reads are slow (gdal_translate -co "
+             "TILED=YES makes a tiled copy)", j->scene);
+    if (st->sc.width < st->tw || st->sc.height < st->th)
+        warn(st, "%s (%d x %d) is smaller than a tile (%d x %d): padded with the fill value",
+             j->scene, st->sc.width, st->sc.height, st->tw, st->th);
+    glrp_set_threads(j->threads);
+    return sha256_file(j->model, st->sha, err);
+}
+
+static char *band_label(const char *prefix, const char *name)
+{
+    size_t len = strlen(prefix) + strlen(name) + 2;
+    char *s = malloc(len);
+    if (s)
+        snprintf(s, len, "%s%s", prefix, name);
+    return s;
+}
+
+static int open_outputs(run_state *st, glrp_error *err)
+{
+    scene_job *j = st->job;
+    int rc;
+    st->want_classes = j->class_map || j->scores || !j->output;
+    st->n_rel = !j->output ? 0 : j->target == TARGET_ALL ? st->n_classes : 1 + st->C;
+    st->n_acc = st->n_rel + (st->want_classes ? st->n_classes : 0);
+    if (j->output) {
+        st->rel_names = glrp_alloc((size_t)st->n_rel, sizeof *st->rel_names);
+        if (!st->rel_names)
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        for (int b = 0; b < st->n_rel; b++) {
+            if (j->target == TARGET_ALL)
+                st->rel_names[b] = band_label("relevance_", st->class_names[b]);
+            else
+                st->rel_names[b] = b == 0 ? band_label("relevance_", "total")
+                                          : band_label("relevance_", st->sc.band_name[b - 1]);
+            if (!st->rel_names[b])
+                return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        }
+        if ((rc = out_create(&st->rel_out, j->output, &st->sc, st->n_rel, GDT_Float32,
+                             st->rel_names, err)))
+            return rc;
+        st->rel_open = 1;
+    }
+    if (j->class_map) {
+        char *name = "class";
+        if ((rc = out_create(&st->cls_out, j->class_map, &st->sc, 1, GDT_Byte, &name, err)))
+            return rc;
+        st->cls_open = 1;
+        out_set_color_table(&st->cls_out, st->n_classes, st->class_names);
+    }
+    if (j->scores) {
+        char *name = "probability";
+        if ((rc = out_create(&st->sc_out, j->scores, &st->sc, 1, GDT_Float32, &name, err)))
+            return rc;
+        st->sc_open = 1;
+    }
+    return 0;
+}
+
+static int alloc_buffers(run_state *st, glrp_error *err)
+{
+    const size_t tile = (size_t)st->th * st->tw, W = (size_t)st->sc.width;
+    const size_t in = (size_t)st->C * tile, B = (size_t)st->job->batch;
+    const int rows = st->th < st->sc.height ? st->th : st->sc.height;
+    st->weights = glrp_alloc(tile, sizeof(float));
+    st->stripe = glrp_alloc((size_t)st->C * (size_t)rows * W, sizeof(float));
+    st->stripe_valid = glrp_alloc((size_t)rows * W, 1);
+    st->batch_x = glrp_alloc(B * in, sizeof(float));
+    st->batch_r = glrp_alloc(B * in, sizeof(float));
+    st->batch_s = glrp_alloc(B * (size_t)st->K, sizeof(float));
+    st->batch_x0 = glrp_alloc(B, sizeof(int));
+    st->tile_vals = glrp_alloc((size_t)st->n_acc * tile, sizeof(float));
+    st->rows = glrp_alloc((size_t)st->n_acc * (size_t)rows * W, sizeof(float));
+    st->cls_rows = glrp_alloc((size_t)rows * W, sizeof(float));
+    st->score_rows = glrp_alloc((size_t)rows * W, sizeof(float));
+    st->class_pixels = glrp_alloc((size_t)st->n_classes, sizeof(long long));
+    if (!st->weights || !st->stripe || !st->stripe_valid || !st->batch_x || !st->batch_r ||
+        !st->batch_s || !st->batch_x0 || !st->tile_vals || !st->rows || !st->cls_rows ||
+        !st->score_rows || !st->class_pixels ||
+        accum_init(&st->acc, st->sc.width, st->sc.height, st->th, st->n_acc))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
+                         "columns x %d bands", rows, st->sc.width, st->n_acc);
+    /* The blend window assumes square strides; rectangular tiles use the row stride. */
+    blend_weights(st->job->blend, st->th, st->stride_y, st->weights);
+    if (st->th != st->tw)
+        for (size_t k = 0; k < tile; k++)
+            st->weights[k] = 1.0f;
+    return 0;
+}
+
+/* ------------------------------------------------------------- tiles --- */
+
+/* Class probabilities of one tile's scores (softmax; a single output is a logit). */
+static void class_probs(const run_state *st, const float *z, float *p)
+{
+    if (st->K == 1) {
+        p[1] = 1.0f / (1.0f + expf(-z[0]));
+        p[0] = 1.0f - p[1];
+        return;
+    }
+    float mx = z[0];
+    for (int k = 1; k < st->K; k++)
+        mx = z[k] > mx ? z[k] : mx;
+    double sum = 0;
+    for (int k = 0; k < st->K; k++)
+        sum += exp(z[k] - mx);
+    for (int k = 0; k < st->K; k++)
+        p[k] = (float)(exp(z[k] - mx) / sum);
+}
+
+static int run_batch(run_state *st, int y0, glrp_error *err)
+{
+    scene_job *j = st->job;
+    if (st->n_batch == 0)
+        return 0;
+    const size_t tile = (size_t)st->th * st->tw, in = (size_t)st->C * tile;
+    const int n = st->n_batch;
+    double t0 = now();
+    int passes = j->output ? (j->target == TARGET_ALL ? st->n_classes : 1) : 0;
+    glrp_sample_stats stats[n];
+    float probs[256];
+    if (passes == 0 && glrp_forward(st->m, st->batch_x, n, st->batch_s, err))
+        return err->code;
+    /* Relevance bands are filled pass by pass; keep them per tile in tile_vals order. */
+    float *rel = passes > 1 ? glrp_alloc((size_t)n * passes * tile, sizeof *rel) : NULL;
+    if (passes > 1 && !rel)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    for (int p = 0; p < passes; p++) {
+        int target = j->target == TARGET_ALL ? (st->K == 1 ? 0 : p)
+                     : j->target == TARGET_INDEX ? (st->K == 1 ? 0 : j->target_index)
+                                                 : GLRP_TARGET_PREDICTED;
+        if (glrp_explain(st->m, &j->rules, target, j->init, st->batch_x, n, st->batch_r,
+                         st->batch_s, stats, err)) {
+            free(rel);
+            return err->code;
+        }
+        for (int s = 0; s < n; s++) {
+            double ratio = stats[s].relevance_start != 0
+                               ? stats[s].relevance_input / stats[s].relevance_start : NAN;
+            if (isfinite(ratio)) {
+                st->cons_sum += ratio;
+                st->cons_min = st->cons_n ? fmin(st->cons_min, ratio) : ratio;
+                st->cons_max = st->cons_n ? fmax(st->cons_max, ratio) : ratio;
+                st->cons_n++;
+            }
+            if (rel) { /* total relevance of class p for tile s */
+                float *dst = rel + ((size_t)s * passes + p) * tile;
+                const float *r = st->batch_r + (size_t)s * in;
+                for (size_t e = 0; e < tile; e++) {
+                    float sum = 0;
+                    for (int c = 0; c < st->C; c++)
+                        sum += r[(size_t)c * tile + e];
+                    dst[e] = sum;
+                }
+            }
+        }
+    }
+    double t1 = now();
+    st->t_explain += t1 - t0;
+    for (int s = 0; s < n; s++) {
+        float *v = st->tile_vals;
+        if (passes == 1 && j->target != TARGET_ALL) {
+            const float *r = st->batch_r + (size_t)s * in;
+            for (size_t e = 0; e < tile; e++) {
+                float sum = 0;
+                for (int c = 0; c < st->C; c++)
+                    sum += r[(size_t)c * tile + e];
+                v[e] = sum;
+            }
+            memcpy(v + tile, r, in * sizeof *v);
+        } else if (passes >= 1) {
+            if (rel)
+                memcpy(v, rel + (size_t)s * passes * tile, (size_t)passes * tile * sizeof *v);
+            else { /* target all with one class: its total */
+                const float *r = st->batch_r + (size_t)s * in;
+                for (size_t e = 0; e < tile; e++) {
+                    float sum = 0;
+                    for (int c = 0; c < st->C; c++)
+                        sum += r[(size_t)c * tile + e];
+                    v[e] = sum;
+                }
+            }
+        }
+        if (st->want_classes) {
+            class_probs(st, st->batch_s + (size_t)s * st->K, probs);
+            for (int k = 0; k < st->n_classes; k++)
+                for (size_t e = 0; e < tile; e++)
+                    v[(size_t)(st->n_rel + k) * tile + e] = probs[k];
+        }
+        int x0 = st->batch_x0[s];
+        int w = st->sc.width - x0 < st->tw ? st->sc.width - x0 : st->tw;
+        int h = st->sc.height - y0 < st->th ? st->sc.height - y0 : st->th;
+        accum_add(&st->acc, v, st->weights, st->tw, x0, y0, w, h);
+    }
+    free(rel);
+    st->tiles_explained += n;
+    st->n_batch = 0;
+    st->t_mosaic += now() - t1;
+    return 0;
+}
+
+/* Finished rows go to the outputs: relevance bands as they are, class probabilities as
+ * the argmax class and its probability. */
+static int flush_rows(run_state *st, int until, glrp_error *err)
+{
+    double t0 = now();
+    int n = accum_take(&st->acc, until, st->rows);
+    if (n <= 0)
+        return 0;
+    const size_t W = (size_t)st->sc.width, plane = (size_t)n * W;
+    int rc = 0;
+    if (st->rel_open)
+        rc = out_write_rows(&st->rel_out, st->rows, n, err);
+    if (!rc && st->want_classes) {
+        for (size_t e = 0; e < plane; e++) {
+            int best = -1;
+            float bp = -1;
+            for (int k = 0; k < st->n_classes; k++) {
+                float p = st->rows[(size_t)(st->n_rel + k) * plane + e];
+                if (!isnan(p) && p > bp)
+                    bp = p, best = k;
+            }
+            st->cls_rows[e] = best < 0 ? 255.0f : (float)best;
+            st->score_rows[e] = best < 0 ? NAN : bp;
+            if (best >= 0)
+                st->class_pixels[best]++;
+        }
+        if (st->cls_open)
+            rc = out_write_rows(&st->cls_out, st->cls_rows, n, err);
+        if (!rc && st->sc_open)
+            rc = out_write_rows(&st->sc_out, st->score_rows, n, err);
+    }
+    st->t_write += now() - t0;
+    return rc;
+}
+
+static int process(run_state *st, glrp_error *err)
+{
+    scene_job *j = st->job;
+    const int W = st->sc.width, H = st->sc.height;
+    int *ys = glrp_alloc(MAX_TILES_PER_AXIS, sizeof *ys), *xs = glrp_alloc(MAX_TILES_PER_AXIS,
+                                                                              sizeof *xs);
+    if (!ys || !xs) {
+        free(ys), free(xs);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    }
+    int ny = tile_positions(H, st->th, st->stride_y, ys, MAX_TILES_PER_AXIS);
+    int nx = tile_positions(W, st->tw, st->stride_x, xs, MAX_TILES_PER_AXIS);
+    st->tiles_total = (long)ny * nx;
+    const size_t tile = (size_t)st->th * st->tw;
+    const float fill = st->norm.fill_value;
+    int rc = 0;
+    st->prog.quiet = j->quiet;
+    progress_update(&st->prog, 0);
+    for (int ty = 0; ty < ny && !rc; ty++) {
+        const int y0 = ys[ty], h = H - y0 < st->th ? H - y0 : st->th;
+        if ((rc = flush_rows(st, y0, err)))
+            break;
+        double t0 = now();
+        if ((rc = scene_read(&st->sc, 0, y0, W, h, st->stripe, st->stripe_valid, err)))
+            break;
+        const size_t plane = (size_t)h * W;
+        normalize_apply(&st->norm, &st->sc, st->stripe, st->stripe_valid, plane);
+        accum_set_valid(&st->acc, st->stripe_valid, 0, y0, W, h);
+        st->t_read += now() - t0;
+        for (int tx = 0; tx < nx && !rc; tx++) {
+            const int x0 = xs[tx], w = W - x0 < st->tw ? W - x0 : st->tw;
+            float *x = st->batch_x + (size_t)st->n_batch * st->C * tile;
+            size_t n_valid = 0;
+            for (int c = 0; c < st->C; c++)
+                for (int y = 0; y < st->th; y++)
+                    for (int xx = 0; xx < st->tw; xx++) {
+                        float v = fill;
+                        if (y < h && xx < w) {
+                            size_t src = (size_t)y * W + (size_t)(x0 + xx);
+                            v = st->stripe[(size_t)c * plane + src];
+                            if (c == 0)
+                                n_valid += st->stripe_valid[src];
+                        }
+                        x[((size_t)c * st->th + y) * st->tw + xx] = v;
+                    }
+            st->tiles_done++;
+            if (n_valid == 0) {
+                st->skipped_empty++;
+                continue;
+            }
+            if ((double)n_valid / (double)tile < j->min_valid) {
+                st->skipped_min_valid++;
+                continue;
+            }
+            st->batch_x0[st->n_batch++] = x0;
+            if (st->n_batch == j->batch)
+                rc = run_batch(st, y0, err);
+        }
+        if (!rc)
+            rc = run_batch(st, y0, err);
+        progress_update(&st->prog, (double)st->tiles_done / (double)st->tiles_total);
+    }
+    if (!rc)
+        rc = flush_rows(st, H, err);
+    st->valid_pixels = st->acc.valid_taken;
+    st->invalid_pixels = (long long)W * H - st->valid_pixels;
+    free(ys), free(xs);
+    return rc;
+}
+
+/* ---------------------------------------------------------- finishing --- */
+
+static void rules_text(const run_state *st, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < glrp_model_num_linear(st->m) && n < size; k++) {
+        glrp_rule r = glrp_rule_for_linear(st->m, &st->job->rules, k);
+        char name[64];
+        n += (size_t)snprintf(buf + n, size - n, "%s#%d=%s", k ? "," : "", k,
+                              glrp_rule_name(&r, name, sizeof name));
+    }
+}
+
+static void bounds_text(const float *v, int n, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && at < size; k++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%.6g", k ? "," : "", v[k]);
+}
+
+static const char *target_text(const run_state *st, char *buf, size_t size)
+{
+    const scene_job *j = st->job;
+    if (j->target == TARGET_ALL)
+        return "all";
+    if (j->target == TARGET_INDEX) {
+        snprintf(buf, size, "%d (%s)", j->target_index, st->class_names[j->target_index]);
+        return buf;
+    }
+    return "predicted";
+}
+
+static void set_run_metadata(run_state *st, out_raster *o)
+{
+    scene_job *j = st->job;
+    static const char *inits[] = {"logit", "one", "prob"};
+    static const char *blends[] = {"hann", "uniform", "center"};
+    char buf[4096];
+    const char *slash = strrchr(j->model, '/');
+    out_set_meta(o, "GEOLRP_VERSION", GEOLRP_VERSION);
+    out_set_meta(o, "GEOLRP_INPUT", j->scene);
+    out_set_meta(o, "GEOLRP_MODEL", slash ? slash + 1 : j->model);
+    out_set_meta(o, "GEOLRP_MODEL_SHA256", st->sha);
+    snprintf(buf, sizeof buf, "%d", st->th);
+    out_set_meta(o, "GEOLRP_TILE", buf);
+    snprintf(buf, sizeof buf, "%d", st->stride_y);
+    out_set_meta(o, "GEOLRP_STRIDE", buf);
+    out_set_meta(o, "GEOLRP_BLEND", blends[j->blend]);
+    out_set_meta(o, "GEOLRP_NORMALIZATION", st->norm.source);
+    if (j->output) {
+        out_set_meta(o, "GEOLRP_COMPOSITE", j->rules.composite);
+        snprintf(buf, sizeof buf, "epsilon=%g gamma=%g alpha=%g beta=%g maxpool=%s",
+                 j->rules.eps, j->rules.gamma, j->rules.alpha, j->rules.beta,
+                 j->rules.maxpool == GLRP_MAXPOOL_PROPORTIONAL ? "proportional" : "wta");
+        out_set_meta(o, "GEOLRP_RULE_PARAMETERS", buf);
+        rules_text(st, buf, sizeof buf);
+        out_set_meta(o, "GEOLRP_RULES", buf);
+        out_set_meta(o, "GEOLRP_TARGET", target_text(st, buf, sizeof buf));
+        out_set_meta(o, "GEOLRP_INIT", inits[j->init]);
+        if (j->rules.low) {
+            bounds_text(j->rules.low, j->rules.n_bounds, buf, sizeof buf);
+            out_set_meta(o, "GEOLRP_ZBOX_LOW", buf);
+            bounds_text(j->rules.high, j->rules.n_bounds, buf, sizeof buf);
+            out_set_meta(o, "GEOLRP_ZBOX_HIGH", buf);
+            out_set_meta(o, "GEOLRP_ZBOX_SOURCE", st->zbox_source[0] ? st->zbox_source
+                                                                     : "command line");
+        }
+    }
+}
+
+static json_t *report_json(run_state *st, double t_total)
+{
+    scene_job *j = st->job;
+    char buf[4096];
+    json_t *root = json_object();
+    json_object_set_new(root, "geolrp_version", json_string(GEOLRP_VERSION));
+    json_object_set_new(root, "scene", json_string(j->scene));
+    json_object_set_new(root, "model", json_string(j->model));
+    json_object_set_new(root, "model_sha256", json_string(st->sha));
+    json_t *outs = json_object();
+    if (j->output) json_object_set_new(outs, "relevance", json_string(j->output));
+    if (j->class_map) json_object_set_new(outs, "class_map", json_string(j->class_map));
+    if (j->scores) json_object_set_new(outs, "scores", json_string(j->scores));
+    json_object_set_new(root, "outputs", outs);
+    json_object_set_new(root, "size", json_pack("{s:i, s:i, s:i}", "width", st->sc.width,
+                                                "height", st->sc.height, "bands", st->C));
+    json_object_set_new(root, "tiling", json_pack("{s:i, s:i, s:s}", "tile", st->th, "stride",
+                                                  st->stride_y, "blend",
+                                                  j->blend == BLEND_HANN ? "hann"
+                                                  : j->blend == BLEND_UNIFORM ? "uniform"
+                                                                              : "center"));
+    json_object_set_new(root, "tiles", json_pack("{s:I, s:I, s:I, s:I}", "total",
+                                                 (json_int_t)st->tiles_total, "explained",
+                                                 (json_int_t)st->tiles_explained,
+                                                 "skipped_no_valid_pixel",
+                                                 (json_int_t)st->skipped_empty,
+                                                 "skipped_min_valid",
+                                                 (json_int_t)st->skipped_min_valid));
+    json_object_set_new(root, "pixels", json_pack("{s:I, s:I}", "valid",
+                                                  (json_int_t)st->valid_pixels, "invalid",
+                                                  (json_int_t)st->invalid_pixels));
+    json_object_set_new(root, "time_seconds",
+                        json_pack("{s:f, s:f, s:f, s:f, s:f}", "read", st->t_read, "explain",
+                                  st->t_explain, "mosaic", st->t_mosaic, "write", st->t_write,
+                                  "total", t_total));
+    json_t *classes = json_object();
+    for (int k = 0; k < st->n_classes && st->want_classes; k++)
+        json_object_set_new(classes, st->class_names[k], json_integer(st->class_pixels[k]));
+    json_object_set_new(root, "class_pixels", classes);
+    json_object_set_new(root, "normalization", json_string(st->norm.source));
+    if (j->output) {
+        json_t *rules = json_pack("{s:s, s:f, s:f, s:f, s:f}", "composite", j->rules.composite,
+                                  "epsilon", (double)j->rules.eps, "gamma",
+                                  (double)j->rules.gamma, "alpha", (double)j->rules.alpha,
+                                  "beta", (double)j->rules.beta);
+        rules_text(st, buf, sizeof buf);
+        json_object_set_new(rules, "per_layer", json_string(buf));
+        if (j->rules.low) {
+            json_t *lo = json_array(), *hi = json_array();
+            for (int k = 0; k < j->rules.n_bounds; k++) {
+                json_array_append_new(lo, json_real(j->rules.low[k]));
+                json_array_append_new(hi, json_real(j->rules.high[k]));
+            }
+            json_object_set_new(rules, "zbox_low", lo);
+            json_object_set_new(rules, "zbox_high", hi);
+            json_object_set_new(rules, "zbox_source",
+                                json_string(st->zbox_source[0] ? st->zbox_source
+                                                               : "command line"));
+        }
+        json_object_set_new(root, "rules", rules);
+        json_object_set_new(root, "target", json_string(target_text(st, buf, sizeof buf)));
+        static const char *inits[] = {"logit", "one", "prob"};
+        json_object_set_new(root, "init", json_string(inits[j->init]));
+        json_object_set_new(root, "conservation",
+                            st->cons_n ? json_pack("{s:f, s:f, s:f, s:I}", "mean",
+                                                   st->cons_sum / (double)st->cons_n, "min",
+                                                   st->cons_min, "max", st->cons_max, "tiles",
+                                                   (json_int_t)st->cons_n)
+                                       : json_null());
+    }
+    json_t *w = json_array();
+    for (int k = 0; k < st->n_warnings; k++)
+        json_array_append_new(w, json_string(st->warnings[k]));
+    json_object_set_new(root, "warnings", w);
+    return root;
+}
+
+static int write_json(const char *path, json_t *root, glrp_error *err)
+{
+    char *tmp;
+    FILE *f;
+    int rc = tmpfile_create(path, &tmp, &f, err);
+    if (rc)
+        return rc;
+    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) || fputc('\n', f) == EOF) {
+        fclose(f);
+        unlink(tmp);
+        free(tmp);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", path);
+    }
+    rc = tmpfile_commit(f, tmp, path, err);
+    free(tmp);
+    return rc;
+}
+
+static int finish(run_state *st, double t_start, glrp_error *err)
+{
+    scene_job *j = st->job;
+    int rc = 0;
+    if (st->valid_pixels == 0)
+        warn(st, "%s has no valid pixel: every output is nodata", j->scene);
+    double t0 = now();
+    if (st->rel_open) {
+        double limit = out_abs_quantile(&st->rel_out, 0.99);
+        set_run_metadata(st, &st->rel_out);
+        st->rel_open = 0;
+        if ((rc = out_finish(&st->rel_out, "AVERAGE", j->quiet, err)) ||
+            (rc = qml_write_relevance(j->output, limit, err)))
+            return rc;
+    }
+    if (st->cls_open) {
+        set_run_metadata(st, &st->cls_out);
+        st->cls_open = 0;
+        if ((rc = out_finish(&st->cls_out, "MODE", j->quiet, err)) ||
+            (rc = qml_write_classes(j->class_map, st->n_classes, st->class_names, err)))
+            return rc;
+    }
+    if (st->sc_open) {
+        set_run_metadata(st, &st->sc_out);
+        st->sc_open = 0;
+        if ((rc = out_finish(&st->sc_out, "AVERAGE", j->quiet, err)))
+            return rc;
+    }
+    st->t_write += now() - t0;
+    if (j->report) {
+        json_t *root = report_json(st, now() - t_start);
+        rc = root ? write_json(j->report, root, err)
+                  : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        json_decref(root);
+    }
+    return rc;
+}
+
+static void cleanup(run_state *st)
+{
+    if (st->rel_open) out_abort(&st->rel_out);
+    if (st->cls_open) out_abort(&st->cls_out);
+    if (st->sc_open) out_abort(&st->sc_out);
+    accum_free(&st->acc);
+    for (int k = 0; st->class_names && k < st->n_classes; k++)
+        free(st->class_names[k]);
+    for (int k = 0; st->rel_names && k < st->n_rel; k++)
+        free(st->rel_names[k]);
+    for (int k = 0; k < st->n_warnings; k++)
+        free(st->warnings[k]);
+    free(st->class_names), free(st->rel_names), free(st->weights), free(st->stripe),
+        free(st->stripe_valid), free(st->batch_x), free(st->batch_r), free(st->batch_s),
+        free(st->batch_x0), free(st->tile_vals), free(st->rows), free(st->cls_rows),
+        free(st->score_rows), free(st->class_pixels);
+    glrp_model_free(st->m);
+    scene_close(&st->sc);
+    config_free(&st->cfg);
+}
+
+int scene_job_run(scene_job *j, glrp_error *err)
+{
+    run_state st;
+    memset(&st, 0, sizeof st);
+    st.job = j;
+    double t_start = now();
+    /* Bound GDAL's block cache: memory must not grow with the scene. */
+    GDALAllRegister();
+    GDALSetCacheMax64((GIntBig)256 << 20);
+    int rc = refuse_existing(j, err);
+    if (!rc && j->batch < 1)
+        rc = glrp_fail(err, GLRP_ERR_INPUT, "--batch must be at least 1");
+    if (!rc && (j->min_valid < 0 || j->min_valid > 1))
+        rc = glrp_fail(err, GLRP_ERR_INPUT, "--min-valid must be a fraction from 0 to 1");
+    if (!rc)
+        rc = setup(&st, err);
+    if (!rc)
+        rc = open_outputs(&st, err);
+    if (!rc)
+        rc = alloc_buffers(&st, err);
+    if (!rc)
+        rc = process(&st, err);
+    if (!rc)
+        rc = finish(&st, t_start, err);
+    if (!rc && !j->quiet)
+        fprintf(stderr, "%ld tiles explained, %ld skipped (no valid pixel), %ld skipped "
+                "(--min-valid); %.1f s\n", st.tiles_explained, st.skipped_empty,
+                st.skipped_min_valid, now() - t_start);
+    cleanup(&st);
+    return rc;
+}

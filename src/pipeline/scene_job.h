@@ -1,0 +1,38 @@
+/*
+ * The scene pipeline behind `geolrp explain` and `geolrp classify`:
+ * read a stripe of tile rows -> normalise -> explain tiles in batches -> blend into the
+ * streaming mosaic -> write finished rows -> COG + .qml + report.
+ */
+#ifndef GLRP_PIPELINE_SCENE_JOB_H
+#define GLRP_PIPELINE_SCENE_JOB_H
+
+#include "geolrp/geolrp.h"
+#include "raster/tiling.h"
+
+typedef enum { TARGET_PREDICTED = 0, TARGET_INDEX, TARGET_NAME, TARGET_ALL } target_kind;
+
+typedef struct {
+    const char *scene, *model, *config;
+    const char *output;      /* relevance COG; NULL for classify */
+    const char *class_map, *scores, *report;
+    const char *bands;       /* NULL: config, else all */
+    glrp_rules rules;
+    int composite_set;       /* --composite given on the command line */
+    int tile, stride;        /* 0: defaults */
+    int blend_set;
+    blend_mode blend;
+    target_kind target;
+    int target_index;
+    const char *target_name;
+    int init_set;
+    glrp_init init;
+    double min_valid;
+    int min_valid_set;
+    int threads, batch;
+    int overwrite, quiet;
+} scene_job;
+
+void scene_job_init(scene_job *j);
+int scene_job_run(scene_job *j, glrp_error *err);
+
+#endif

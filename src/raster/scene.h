@@ -1,0 +1,45 @@
+/*
+ * A scene: a GDAL raster opened for reading, the bands chosen for the model, and how
+ * their values become the model's input (GDAL scale/offset, then normalisation). Reads
+ * return float32 (C, h, w) windows and a validity mask built from GDAL's mask bands, so
+ * nodata values, alpha bands, per-dataset masks and NaN are all handled the same way.
+ *
+ * A scene handle belongs to one thread: GDAL handles are not shared.
+ */
+#ifndef GLRP_RASTER_SCENE_H
+#define GLRP_RASTER_SCENE_H
+
+#include <gdal.h>
+#include <stdint.h>
+
+#include "geolrp/geolrp.h"
+
+#define SCENE_MAX_BANDS 256
+
+typedef struct {
+    GDALDatasetH ds;
+    char *path;
+    int width, height;
+    int n_bands;                  /* selected */
+    int band_index[SCENE_MAX_BANDS]; /* 1-based GDAL band numbers */
+    char *band_name[SCENE_MAX_BANDS]; /* description, or "band<N>" */
+    double scale[SCENE_MAX_BANDS], offset[SCENE_MAX_BANDS];
+    int mask_per_dataset;         /* one mask serves every band */
+    int has_mask;                 /* some band has a real mask (nodata, alpha, .msk) */
+    double geotransform[6];
+    int has_geotransform;
+    int striped;                  /* not tiled: slow windowed reads */
+} scene;
+
+/* Opens path and selects bands: spec is NULL (all bands), or a comma-separated list of
+ * 1-based indices or band descriptions. */
+int scene_open(const char *path, const char *band_spec, scene *s, glrp_error *err);
+void scene_close(scene *s);
+
+/* Reads the window (x0, y0, w, h), which must lie inside the raster, as float32 values
+ * with scale/offset applied: out is (n_bands, h, w); valid is (h, w), 1 where every
+ * selected band is valid and finite. */
+int scene_read(scene *s, int x0, int y0, int w, int h, float *out, uint8_t *valid,
+               glrp_error *err);
+
+#endif

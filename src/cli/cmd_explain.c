@@ -113,6 +113,7 @@ static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *
             else return usage_error(cmd, "--blend: '%s' is not hann, uniform or center", optarg);
             break;
         case OPT_TARGET: {
+            j->target_set = 1;
             char *end;
             long k = strtol(optarg, &end, 10);
             if (!strcmp(optarg, "predicted")) j->target = TARGET_PREDICTED;

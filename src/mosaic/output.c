@@ -156,11 +156,25 @@ void out_set_color_table(out_raster *o, int n_classes, char **class_names)
     GDALSetRasterColorTable(band, ct);
     GDALDestroyColorTable(ct);
     GDALSetRasterColorInterpretation(band, GCI_PaletteIndex);
-    char **cats = NULL;
+    CSLDestroy(o->categories);
+    o->categories = NULL;
     for (int k = 0; k < n_classes && k < 255; k++)
-        cats = CSLAddString(cats, class_names[k]);
-    GDALSetRasterCategoryNames(band, cats);
-    CSLDestroy(cats);
+        o->categories = CSLAddString(o->categories, class_names[k]);
+}
+
+/* Category names do not survive the copy to COG (GTiff keeps them in a .aux.xml); set them
+ * on the finished file, where GDAL writes them to its .aux.xml sidecar. */
+static int write_categories(const out_raster *o, glrp_error *err)
+{
+    if (!o->categories)
+        return 0;
+    GDALDatasetH ds = GDALOpen(o->path, GA_ReadOnly);
+    if (!ds)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot reopen to set class names",
+                         o->path);
+    GDALSetRasterCategoryNames(GDALGetRasterBand(ds, 1), o->categories);
+    GDALClose(ds);
+    return 0;
 }
 
 static int CPL_STDCALL stderr_progress(double fraction, const char *msg, void *arg)
@@ -219,6 +233,8 @@ int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err
         unlink(cog_tmp);
     }
     free(cog_tmp);
+    if (!rc)
+        rc = write_categories(o, err);
     out_abort(o); /* closes and removes the striped temporary */
     return rc;
 }
@@ -229,6 +245,7 @@ void out_abort(out_raster *o)
         GDALClose(o->ds);
     if (o->tmp_path)
         VSIUnlink(o->tmp_path);
+    CSLDestroy(o->categories);
     free(o->path), free(o->tmp_path), free(o->sum), free(o->sum2), free(o->vmin),
         free(o->vmax), free(o->count);
     memset(o, 0, sizeof *o);

@@ -24,6 +24,7 @@ typedef struct {
     double *sum, *sum2, *vmin, *vmax;
     long long *count;
     long long hist[ABS_HIST_BINS];
+    char **categories;       /* class names (CSL list), written beside the COG */
 } out_raster;
 
 /* type: GDT_Float32 (NaN nodata) or GDT_Byte (nodata 255). names: one per band. */

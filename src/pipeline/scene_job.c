@@ -249,6 +249,22 @@ static int setup(run_state *st, glrp_error *err)
         else return glrp_fail(err, GLRP_ERR_INPUT, "%s: blend '%s' is not hann, uniform or "
                               "center", j->config, st->cfg.blend);
     }
+    if (!j->target_set && st->cfg.target) {
+        char *end;
+        long k = strtol(st->cfg.target, &end, 10);
+        if (!strcmp(st->cfg.target, "predicted")) j->target = TARGET_PREDICTED;
+        else if (!strcmp(st->cfg.target, "all")) j->target = TARGET_ALL;
+        else if (*end == '\0' && end != st->cfg.target) j->target = TARGET_INDEX,
+                                                         j->target_index = (int)k;
+        else j->target = TARGET_NAME, j->target_name = st->cfg.target;
+    }
+    if (!j->init_set && st->cfg.init) {
+        if (!strcmp(st->cfg.init, "logit")) j->init = GLRP_INIT_LOGIT;
+        else if (!strcmp(st->cfg.init, "one")) j->init = GLRP_INIT_ONE;
+        else if (!strcmp(st->cfg.init, "prob")) j->init = GLRP_INIT_PROB;
+        else return glrp_fail(err, GLRP_ERR_INPUT, "%s: init '%s' is not one, logit or prob",
+                              j->config, st->cfg.init);
+    }
     if ((rc = scene_open(j->scene, j->bands ? j->bands : st->cfg.bands, &st->sc, err)))
         return rc;
     if ((rc = glrp_model_load(j->model, j->batch, &st->m, err)) || (rc = check_bands(st, err)))

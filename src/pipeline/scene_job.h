@@ -21,6 +21,7 @@ typedef struct {
     int tile, stride;        /* 0: defaults */
     int blend_set;
     blend_mode blend;
+    int target_set;          /* --target given on the command line */
     target_kind target;
     int target_index;
     const char *target_name;

@@ -1,6 +1,8 @@
 /*
+ * The scene commands, which share reading, tiling and rule options:
  * geolrp explain SCENE -m MODEL -o OUT.tif: relevance layers for a whole scene.
  * geolrp classify SCENE -m MODEL -o CLASSES.tif: the class map (and scores) only.
+ * geolrp bands SCENE -m MODEL --json F: band importance, optionally with occlusion.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -9,9 +11,29 @@
 #include "cli/rules_opts.h"
 #include "pipeline/scene_job.h"
 
-static void help(FILE *f, int classify)
+enum { MODE_EXPLAIN, MODE_CLASSIFY, MODE_BANDS };
+
+static void help(FILE *f, int mode)
 {
-    if (classify)
+    int classify = mode == MODE_CLASSIFY;
+    if (mode == MODE_BANDS)
+        fprintf(f, "Usage: geolrp bands SCENE -m MODEL.onnx [--json F] [--csv F] [--plot F.svg]\n"
+                   "                    [--occlusion [--baseline mean|VALUE]] [options]\n\n"
+                   "Band importance: per input band, over all valid pixels and per predicted\n"
+                   "class, the sum of relevance, of |R|, of its positive and negative parts,\n"
+                   "the share of total |R|, the mean per valid pixel and the rank. Reads, tiles\n"
+                   "and explains exactly as 'geolrp explain' (default composite\n"
+                   "epsilon-gamma-box; a flat first layer would erase what this measures).\n\n"
+                   "Band importance:\n"
+                   "  --json FILE         the table as JSON (with per_class and rules)\n"
+                   "  --csv FILE          the same columns as CSV (class 'all' first)\n"
+                   "  --plot FILE.svg     bar chart of the shares, positive and negative, per class\n"
+                   "  --occlusion         also replace one band at a time by a baseline in every\n"
+                   "                      tile and record the mean drop of the target score, and\n"
+                   "                      the Spearman correlation of the two rankings\n"
+                   "  --baseline B        occlusion value: mean (default: each band's scene mean)\n"
+                   "                      or a number in scene units, normalised like the data\n\n");
+    else if (classify)
         fprintf(f, "Usage: geolrp classify SCENE -m MODEL.onnx -o CLASSES.tif [options]\n\n"
                    "Classifies a scene tile by tile and writes the class map (Byte COG with\n"
                    "colour table, class names and a .qml); --scores adds the probability.\n\n");
@@ -40,12 +62,16 @@ static void help(FILE *f, int classify)
             "  --batch N           tiles per batch (default 16)\n"
             "  --threads N         BLAS threads (default 1; outputs do not depend on it)\n"
             "Outputs:\n");
-    if (!classify)
+    if (mode == MODE_EXPLAIN)
         fprintf(f, "  -o, --output FILE   relevance COG (required)\n"
                    "  --class-map FILE    class map COG (Byte), argmax of the blended tile\n"
-                   "                      probabilities\n");
-    else
+                   "                      probabilities\n"
+                   "  --bands-report FILE band importance JSON computed in the same pass\n"
+                   "                      (see 'geolrp bands')\n");
+    else if (classify)
         fprintf(f, "  -o, --output FILE   class map COG (required)\n");
+    else
+        fprintf(f, "  --class-map FILE    class map COG (Byte) as in explain\n");
     fprintf(f,
             "  --scores FILE       probability of the mapped class (Float32 COG)\n"
             "  --report FILE       JSON: tiles, times, class counts, conservation, rules\n"
@@ -67,10 +93,12 @@ static void help(FILE *f, int classify)
 
 enum { OPT_CONFIG = RULES_OPT_END, OPT_BANDS, OPT_TILE, OPT_STRIDE, OPT_BLEND, OPT_TARGET,
        OPT_INIT, OPT_CLASS_MAP, OPT_SCORES, OPT_REPORT, OPT_MIN_VALID, OPT_THREADS,
-       OPT_BATCH, OPT_OVERWRITE };
+       OPT_BATCH, OPT_OVERWRITE, OPT_BANDS_REPORT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_OCCLUSION,
+       OPT_BASELINE };
 
-static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *ro)
+static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
 {
+    const int classify = mode == MODE_CLASSIFY;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
         {"config", required_argument, 0, OPT_CONFIG}, {"bands", required_argument, 0, OPT_BANDS},
@@ -82,8 +110,12 @@ static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *
         {"min-valid", required_argument, 0, OPT_MIN_VALID},
         {"threads", required_argument, 0, OPT_THREADS}, {"batch", required_argument, 0, OPT_BATCH},
         {"overwrite", no_argument, 0, OPT_OVERWRITE}, {"quiet", no_argument, 0, 'q'},
+        {"bands-report", required_argument, 0, OPT_BANDS_REPORT},
+        {"json", required_argument, 0, OPT_JSON}, {"csv", required_argument, 0, OPT_CSV},
+        {"plot", required_argument, 0, OPT_PLOT}, {"occlusion", no_argument, 0, OPT_OCCLUSION},
+        {"baseline", required_argument, 0, OPT_BASELINE},
         {"help", no_argument, 0, 'h'}, RULES_LONG_OPTIONS, {0, 0, 0, 0}};
-    const char *cmd = classify ? "classify" : "explain";
+    const char *cmd = mode == MODE_BANDS ? "bands" : classify ? "classify" : "explain";
     const char *out = NULL;
     int c;
     long v;
@@ -94,7 +126,7 @@ static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *
         case 'm': j->model = optarg; break;
         case 'o': out = optarg; break;
         case 'q': j->quiet = 1; break;
-        case 'h': help(stdout, classify); return -1;
+        case 'h': help(stdout, mode); return -1;
         case OPT_CONFIG: j->config = optarg; break;
         case OPT_BANDS: j->bands = optarg; break;
         case OPT_TILE:
@@ -148,6 +180,27 @@ static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *
             j->batch = (int)v;
             break;
         case OPT_OVERWRITE: j->overwrite = 1; break;
+        case OPT_BANDS_REPORT:
+        case OPT_JSON:
+        case OPT_CSV:
+        case OPT_PLOT:
+        case OPT_OCCLUSION:
+        case OPT_BASELINE:
+            if ((c == OPT_BANDS_REPORT) != (mode == MODE_EXPLAIN) && mode != MODE_BANDS)
+                return usage_error(cmd, "%s does not apply to 'geolrp %s'", argv[optind - 1],
+                                   cmd);
+            if (c == OPT_BANDS_REPORT && mode == MODE_BANDS)
+                return usage_error(cmd, "use --json with 'geolrp bands'");
+            if (c == OPT_BANDS_REPORT || c == OPT_JSON) j->bands_json = optarg;
+            else if (c == OPT_CSV) j->bands_csv = optarg;
+            else if (c == OPT_PLOT) j->bands_svg = optarg;
+            else if (c == OPT_OCCLUSION) j->occlusion = 1;
+            else if (!strcmp(optarg, "mean")) j->baseline_set = 0;
+            else {
+                if (arg_float("--baseline", optarg, &f)) return EXIT_USAGE;
+                j->baseline_set = 1, j->baseline = f;
+            }
+            break;
         case '?': return usage_error(cmd, "unknown option or missing value");
         default:
             if (classify && c >= RULES_OPT_BASE && c < RULES_OPT_END)
@@ -162,9 +215,18 @@ static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *
         return usage_error(cmd, optind >= argc ? "expected one SCENE" : "unexpected argument "
                            "'%s'", argv[optind + (optind < argc - 1)]);
     j->scene = argv[optind];
-    if (!j->model || !out)
+    if (mode == MODE_BANDS) {
+        if (!j->model)
+            return usage_error(cmd, "-m MODEL is required");
+        if (out)
+            return usage_error(cmd, "bands writes --json, --csv and --plot, not -o");
+        if (!j->bands_json && !j->bands_csv && !j->bands_svg)
+            return usage_error(cmd, "give at least one of --json, --csv, --plot");
+    } else if (!j->model || !out) {
         return usage_error(cmd, "-m MODEL and -o OUTPUT are required");
-    if (classify) {
+    }
+    if (mode == MODE_BANDS) {
+    } else if (classify) {
         if (j->class_map)
             return usage_error(cmd, "-o is the class map; --class-map is for explain");
         j->class_map = out;
@@ -178,13 +240,13 @@ static int parse(int argc, char **argv, int classify, scene_job *j, rules_opts *
     return rc;
 }
 
-static int run(int argc, char **argv, int classify)
+static int run(int argc, char **argv, int mode)
 {
     scene_job j;
     rules_opts ro;
     scene_job_init(&j);
     rules_opts_init(&ro);
-    int rc = parse(argc, argv, classify, &j, &ro);
+    int rc = parse(argc, argv, mode, &j, &ro);
     if (rc == 0) {
         glrp_error err = {0};
         rc = scene_job_run(&j, &err);
@@ -199,10 +261,15 @@ static int run(int argc, char **argv, int classify)
 
 int cmd_explain(int argc, char **argv)
 {
-    return run(argc, argv, 0);
+    return run(argc, argv, MODE_EXPLAIN);
 }
 
 int cmd_classify(int argc, char **argv)
 {
-    return run(argc, argv, 1);
+    return run(argc, argv, MODE_CLASSIFY);
+}
+
+int cmd_bands(int argc, char **argv)
+{
+    return run(argc, argv, MODE_BANDS);
 }

@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "Commands:\n"
             "  explain     relevance layers for a whole scene, as a georeferenced COG\n"
             "  classify    class map of a whole scene, as a georeferenced COG\n"
+            "  bands       band importance of a scene (JSON, CSV, SVG), with occlusion check\n"
             "  relevance   explain samples of a .npy array with an ONNX model\n"
             "  info        show how geolrp reads an ONNX model and which rule each layer gets\n"
             "\n"
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
         return cmd_relevance(argc - 1, argv + 1);
     if (!strcmp(cmd, "explain"))
         return cmd_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bands"))
+        return cmd_bands(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify"))
         return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analysis/band_stats.h"
 #include "io/tmpfile.h"
 #include "mosaic/accum.h"
 #include "mosaic/output.h"
@@ -43,7 +44,10 @@ typedef struct {
     int C, th, tw, stride_y, stride_x, K, n_classes;
     char **class_names;
     int n_rel, n_acc; /* relevance bands; all accumulated bands (relevance + class probs) */
-    int want_classes;
+    int want_classes, need_rel, want_bands;
+    band_stats bs;
+    float baseline[SCENE_MAX_BANDS]; /* occlusion value per band, model units */
+    float *occl_x, *occl_s;
     char **rel_names;
     accum acc;
     out_raster rel_out, cls_out, sc_out;
@@ -90,8 +94,9 @@ static void warn(run_state *st, const char *fmt, ...)
 
 static int refuse_existing(const scene_job *j, glrp_error *err)
 {
-    const char *outs[] = {j->output, j->class_map, j->scores, j->report};
-    for (int k = 0; k < 4; k++)
+    const char *outs[] = {j->output, j->class_map, j->scores, j->report, j->bands_json,
+                          j->bands_csv, j->bands_svg};
+    for (int k = 0; k < 7; k++)
         if (outs[k] && !j->overwrite && path_exists(outs[k]))
             return glrp_fail(err, GLRP_ERR_INPUT, "%s exists; use --overwrite to replace it",
                              outs[k]);
@@ -226,6 +231,28 @@ static int zbox_bounds(run_state *st, glrp_error *err)
     return 0;
 }
 
+/* The value a band is replaced with for occlusion: its scene mean (GDAL statistics,
+ * approximate), or the given value, in both cases normalised like the data. */
+static int occlusion_baseline(run_state *st, glrp_error *err)
+{
+    for (int k = 0; k < st->C; k++) {
+        double raw = st->job->baseline;
+        if (!st->job->baseline_set) {
+            GDALRasterBandH b = GDALGetRasterBand(st->sc.ds, st->sc.band_index[k]);
+            double mn, mx, mean, sd;
+            CPLErrorReset();
+            if (GDALComputeRasterStatistics(b, TRUE, &mn, &mx, &mean, &sd, NULL, NULL) !=
+                CE_None)
+                return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: band %d: cannot compute its mean "
+                                 "for the occlusion baseline: %s", st->job->scene,
+                                 st->sc.band_index[k], CPLGetLastErrorMsg());
+            raw = mean * st->sc.scale[k] + st->sc.offset[k];
+        }
+        st->baseline[k] = (float)normalize_value(&st->norm, &st->sc, k, raw);
+    }
+    return 0;
+}
+
 static int setup(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
@@ -293,7 +320,14 @@ static int setup(run_state *st, glrp_error *err)
                          "bands", j->config, st->norm.n, st->C);
     st->norm.fill_value = st->cfg.norm.fill_value;
 
-    if (j->output) {
+    st->want_bands = j->bands_json || j->bands_csv || j->bands_svg;
+    st->need_rel = j->output || st->want_bands;
+    if (st->want_bands && j->target == TARGET_ALL)
+        return glrp_fail(err, GLRP_ERR_INPUT, "--target all gives one relevance per class and "
+                         "no per-band relevance; band importance needs one target");
+    if (j->occlusion && (rc = occlusion_baseline(st, err)))
+        return rc;
+    if (st->need_rel) {
         if (glrp_rules_need_bounds(st->m, &j->rules) && !j->rules.low &&
             (rc = zbox_bounds(st, err)))
             return rc;
@@ -335,10 +369,14 @@ static int open_outputs(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
     int rc;
-    st->want_classes = j->class_map || j->scores || !j->output;
-    st->n_rel = !j->output ? 0 : j->target == TARGET_ALL ? st->n_classes : 1 + st->C;
+    st->want_classes = j->class_map || j->scores || !st->need_rel || st->want_bands;
+    st->n_rel = !st->need_rel ? 0 : j->target == TARGET_ALL ? st->n_classes : 1 + st->C;
     st->n_acc = st->n_rel + (st->want_classes ? st->n_classes : 0);
-    if (j->output) {
+    if (st->want_bands &&
+        band_stats_init(&st->bs, st->C, st->n_classes, st->sc.band_name, st->class_names,
+                        j->occlusion))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    if (st->need_rel) {
         st->rel_names = glrp_alloc((size_t)st->n_rel, sizeof *st->rel_names);
         if (!st->rel_names)
             return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
@@ -351,6 +389,8 @@ static int open_outputs(run_state *st, glrp_error *err)
             if (!st->rel_names[b])
                 return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         }
+    }
+    if (j->output) {
         if ((rc = out_create(&st->rel_out, j->output, &st->sc, st->n_rel, GDT_Float32,
                              st->rel_names, err)))
             return rc;
@@ -389,6 +429,12 @@ static int alloc_buffers(run_state *st, glrp_error *err)
     st->cls_rows = glrp_alloc((size_t)rows * W, sizeof(float));
     st->score_rows = glrp_alloc((size_t)rows * W, sizeof(float));
     st->class_pixels = glrp_alloc((size_t)st->n_classes, sizeof(long long));
+    if (st->job->occlusion) {
+        st->occl_x = glrp_alloc(B * in, sizeof(float));
+        st->occl_s = glrp_alloc(B * (size_t)st->K, sizeof(float));
+        if (!st->occl_x || !st->occl_s)
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    }
     if (!st->weights || !st->stripe || !st->stripe_valid || !st->batch_x || !st->batch_r ||
         !st->batch_s || !st->batch_x0 || !st->tile_vals || !st->rows || !st->cls_rows ||
         !st->score_rows || !st->class_pixels ||
@@ -423,6 +469,28 @@ static void class_probs(const run_state *st, const float *z, float *p)
         p[k] = (float)(exp(z[k] - mx) / sum);
 }
 
+/* Occlusion: each band in turn replaced by its baseline in every tile of the batch; the
+ * drop of the explained target's score is accumulated per band. */
+static int occlude(run_state *st, const glrp_sample_stats *stats, glrp_error *err)
+{
+    const size_t tile = (size_t)st->th * st->tw, in = (size_t)st->C * tile;
+    const int n = st->n_batch;
+    for (int c = 0; c < st->C; c++) {
+        memcpy(st->occl_x, st->batch_x, (size_t)n * in * sizeof(float));
+        for (int s = 0; s < n; s++) {
+            float *plane = st->occl_x + (size_t)s * in + (size_t)c * tile;
+            for (size_t e = 0; e < tile; e++)
+                plane[e] = st->baseline[c];
+        }
+        if (glrp_forward(st->m, st->occl_x, n, st->occl_s, err))
+            return err->code;
+        for (int s = 0; s < n; s++)
+            st->bs.occl_sum[c] += stats[s].score - st->occl_s[(size_t)s * st->K + stats[s].target];
+    }
+    st->bs.occl_tiles += n;
+    return 0;
+}
+
 static int run_batch(run_state *st, int y0, glrp_error *err)
 {
     scene_job *j = st->job;
@@ -431,7 +499,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
     const size_t tile = (size_t)st->th * st->tw, in = (size_t)st->C * tile;
     const int n = st->n_batch;
     double t0 = now();
-    int passes = j->output ? (j->target == TARGET_ALL ? st->n_classes : 1) : 0;
+    int passes = st->need_rel ? (j->target == TARGET_ALL ? st->n_classes : 1) : 0;
     glrp_sample_stats stats[n];
     float probs[256];
     if (passes == 0 && glrp_forward(st->m, st->batch_x, n, st->batch_s, err))
@@ -468,6 +536,13 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
                     dst[e] = sum;
                 }
             }
+        }
+    }
+    if (j->occlusion && passes == 1) {
+        int rc = occlude(st, stats, err);
+        if (rc) {
+            free(rel);
+            return rc;
         }
     }
     double t1 = now();
@@ -539,6 +614,8 @@ static int flush_rows(run_state *st, int until, glrp_error *err)
             st->score_rows[e] = best < 0 ? NAN : bp;
             if (best >= 0)
                 st->class_pixels[best]++;
+            if (st->want_bands && best >= 0 && !isnan(st->rows[e]))
+                band_stats_add_pixel(&st->bs, best, st->rows + plane + e, plane);
         }
         if (st->cls_open)
             rc = out_write_rows(&st->cls_out, st->cls_rows, n, err);
@@ -670,7 +747,7 @@ static void set_run_metadata(run_state *st, out_raster *o)
     out_set_meta(o, "GEOLRP_STRIDE", buf);
     out_set_meta(o, "GEOLRP_BLEND", blends[j->blend]);
     out_set_meta(o, "GEOLRP_NORMALIZATION", st->norm.source);
-    if (j->output) {
+    if (st->need_rel) {
         out_set_meta(o, "GEOLRP_COMPOSITE", j->rules.composite);
         snprintf(buf, sizeof buf, "epsilon=%g gamma=%g alpha=%g beta=%g maxpool=%s",
                  j->rules.eps, j->rules.gamma, j->rules.alpha, j->rules.beta,
@@ -731,7 +808,7 @@ static json_t *report_json(run_state *st, double t_total)
         json_object_set_new(classes, st->class_names[k], json_integer(st->class_pixels[k]));
     json_object_set_new(root, "class_pixels", classes);
     json_object_set_new(root, "normalization", json_string(st->norm.source));
-    if (j->output) {
+    if (st->need_rel) {
         json_t *rules = json_pack("{s:s, s:f, s:f, s:f, s:f}", "composite", j->rules.composite,
                                   "epsilon", (double)j->rules.eps, "gamma",
                                   (double)j->rules.gamma, "alpha", (double)j->rules.alpha,
@@ -786,6 +863,51 @@ static int write_json(const char *path, json_t *root, glrp_error *err)
     return rc;
 }
 
+static int write_band_outputs(run_state *st, glrp_error *err)
+{
+    scene_job *j = st->job;
+    int rc = 0;
+    double rho;
+    json_t *doc = band_stats_json(&st->bs, &rho);
+    if (!doc)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    if (j->occlusion && isfinite(rho) && rho < 0.5)
+        warn(st, "LRP and occlusion rank the bands differently (Spearman %.2f): the band "
+             "ranking may be an artifact of the model or the rule", rho);
+    char buf[4096];
+    json_object_set_new(doc, "scene", json_string(j->scene));
+    json_object_set_new(doc, "model", json_string(j->model));
+    json_object_set_new(doc, "model_sha256", json_string(st->sha));
+    json_object_set_new(doc, "composite", json_string(j->rules.composite));
+    rules_text(st, buf, sizeof buf);
+    json_object_set_new(doc, "rules", json_string(buf));
+    json_object_set_new(doc, "target", json_string(target_text(st, buf, sizeof buf)));
+    if (j->occlusion) {
+        json_t *b = json_array();
+        for (int k = 0; k < st->C; k++)
+            json_array_append_new(b, json_real(st->baseline[k]));
+        json_object_set_new(doc, "occlusion_baseline", b);
+        json_object_set_new(doc, "occlusion_baseline_source",
+                            json_string(j->baseline_set ? "given value" : "scene mean"));
+    }
+    json_t *w = json_array();
+    for (int k = 0; k < st->n_warnings; k++)
+        json_array_append_new(w, json_string(st->warnings[k]));
+    json_object_set_new(doc, "warnings", w);
+    if (j->bands_json)
+        rc = write_json(j->bands_json, doc, err);
+    json_decref(doc);
+    if (!rc && j->bands_csv)
+        rc = band_stats_write_csv(&st->bs, j->bands_csv, err);
+    if (!rc && j->bands_svg) {
+        const char *slash = strrchr(j->scene, '/');
+        snprintf(buf, sizeof buf, "Band importance: %s (%s)", slash ? slash + 1 : j->scene,
+                 j->rules.composite);
+        rc = band_stats_write_svg(&st->bs, j->bands_svg, buf, err);
+    }
+    return rc;
+}
+
 static int finish(run_state *st, double t_start, glrp_error *err)
 {
     scene_job *j = st->job;
@@ -814,6 +936,8 @@ static int finish(run_state *st, double t_start, glrp_error *err)
         if ((rc = out_finish(&st->sc_out, "AVERAGE", j->quiet, err)))
             return rc;
     }
+    if (st->want_bands && (rc = write_band_outputs(st, err)))
+        return rc;
     st->t_write += now() - t0;
     if (j->report) {
         json_t *root = report_json(st, now() - t_start);
@@ -839,7 +963,8 @@ static void cleanup(run_state *st)
     free(st->class_names), free(st->rel_names), free(st->weights), free(st->stripe),
         free(st->stripe_valid), free(st->batch_x), free(st->batch_r), free(st->batch_s),
         free(st->batch_x0), free(st->tile_vals), free(st->rows), free(st->cls_rows),
-        free(st->score_rows), free(st->class_pixels);
+        free(st->score_rows), free(st->class_pixels), free(st->occl_x), free(st->occl_s);
+    band_stats_free(&st->bs);
     glrp_model_free(st->m);
     scene_close(&st->sc);
     config_free(&st->cfg);

@@ -31,6 +31,11 @@ typedef struct {
     int min_valid_set;
     int threads, batch;
     int overwrite, quiet;
+    /* Band importance (geolrp bands, explain --bands-report). */
+    const char *bands_json, *bands_csv, *bands_svg;
+    int occlusion;
+    int baseline_set;        /* else the scene mean of each band */
+    double baseline;         /* in scene units, normalised like the data */
 } scene_job;
 
 void scene_job_init(scene_job *j);

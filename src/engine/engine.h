@@ -28,7 +28,8 @@ static inline float glrp_stab_div(float r, float z, float eps)
 #define GLRP_NORM_EPS 1e-6f
 
 /* ---- linear.c: dense and convolution as GEMMs ---- */
-/* z = W x (no bias) for n samples; col is scratch of linear_col_floats(L). */
+/* z = W x (no bias) for n samples; col is scratch of linear_col_floats(L) floats per
+ * thread (parallel_threads()). */
 void linear_forward(const glrp_layer *L, const float *W, const float *x, float *z, int n,
                     float *col);
 /* g = W^T s for n samples (for a convolution: the transposed convolution). */

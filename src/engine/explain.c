@@ -10,6 +10,7 @@
 
 #include "engine/engine.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 int glrp_model_input_rank(const glrp_model *m) { return m->tensors[m->input].rank; }
 const int64_t *glrp_model_input_dims(const glrp_model *m) { return m->tensors[m->input].dims; }
@@ -28,7 +29,24 @@ const char *glrp_model_metadata(const glrp_model *m, const char *key)
 
 void glrp_set_threads(int n)
 {
-    openblas_set_num_threads(n > 0 ? n : 1);
+    /* geolrp parallelises over samples itself; BLAS stays single-threaded so that results
+     * do not depend on the thread count. */
+    openblas_set_num_threads(1);
+    parallel_set_threads(n);
+}
+
+/* Convolution scratch for every thread. */
+static int ensure_scratch(glrp_model *m, glrp_error *err)
+{
+    size_t need = m->col_floats * (size_t)parallel_threads();
+    if (need <= m->col_capacity)
+        return 0;
+    float *col = realloc(m->col, (need ? need : 1) * sizeof *col);
+    if (!col)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for convolution scratch");
+    m->col = col;
+    m->col_capacity = need;
+    return 0;
 }
 
 static int check_batch(const glrp_model *m, int n, glrp_error *err)
@@ -41,7 +59,7 @@ static int check_batch(const glrp_model *m, int n, glrp_error *err)
 
 int glrp_forward(glrp_model *m, const float *x, int n, float *scores, glrp_error *err)
 {
-    if (check_batch(m, n, err))
+    if (check_batch(m, n, err) || ensure_scratch(m, err))
         return err->code;
     memcpy(m->act[m->input], x, (size_t)n * m->tensors[m->input].numel * sizeof *x);
     engine_forward(m, n, m->n_layers);
@@ -252,7 +270,7 @@ int glrp_explain(glrp_model *m, const glrp_rules *rules, int target, glrp_init i
                  const float *x, int n, float *relevance, float *scores,
                  glrp_sample_stats *stats, glrp_error *err)
 {
-    if (check_batch(m, n, err) || glrp_rules_check(m, rules, err))
+    if (check_batch(m, n, err) || ensure_scratch(m, err) || glrp_rules_check(m, rules, err))
         return err->code;
     glrp_rule *per_layer = glrp_alloc((size_t)m->n_layers, sizeof *per_layer);
     layer_bounds b = {0};

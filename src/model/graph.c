@@ -101,6 +101,7 @@ int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
             m->col_floats = c;
     }
     m->col = glrp_alloc(m->col_floats, sizeof *m->col);
+    m->col_capacity = m->col_floats;
     if (!m->col)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for convolution scratch");
     for (int k = 0; k < m->n_tensors; k++) {

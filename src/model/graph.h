@@ -112,7 +112,8 @@ struct glrp_model {
     float **rel;
     /* im2col scratch of one sample, sized for the largest convolution. */
     float *col;
-    size_t col_floats;
+    size_t col_floats;   /* per thread */
+    size_t col_capacity; /* floats allocated in col */
 };
 
 /* Frees every buffer the model owns. */

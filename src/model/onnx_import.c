@@ -4,6 +4,7 @@
  * requires topological order) and either folds them into constants or lowers them into
  * engine layers. Shapes are inferred node by node for the planned batch size.
  */
+#include <cblas.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -399,6 +400,8 @@ int glrp_model_load(const char *path, int max_batch, glrp_model **out, glrp_erro
     if (max_batch < 1)
         return glrp_fail(err, GLRP_ERR_INPUT, "batch size must be at least 1 (got %d)",
                          max_batch);
+    /* geolrp parallelises over samples; BLAS inside stays single-threaded (deterministic). */
+    openblas_set_num_threads(1);
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = read_file(path, &buf, &len, err);

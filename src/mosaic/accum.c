@@ -24,20 +24,20 @@ void accum_free(accum *a)
     memset(a, 0, sizeof *a);
 }
 
-void accum_add(accum *a, const float *values, const float *weights, int tile, int x0, int y0,
-               int w, int h)
+void accum_add(accum *a, const float *values, const float *weights, int th, int tw, int x0,
+               int y0, int w, int h)
 {
     for (int y = 0; y < h; y++) {
         int r = y0 + y - a->base;
         if (r < 0 || r >= a->rows)
             continue;
         for (int x = 0; x < w; x++) {
-            float wt = weights[y * tile + x];
+            float wt = weights[y * tw + x];
             size_t p = (size_t)r * a->width + (size_t)(x0 + x);
             a->weight[p] += wt;
             for (int b = 0; b < a->bands; b++)
                 a->sum[((size_t)r * a->bands + b) * a->width + (size_t)(x0 + x)] +=
-                    wt * values[((size_t)b * tile + y) * tile + x];
+                    wt * values[((size_t)b * th + y) * tw + x];
         }
     }
 }

@@ -25,8 +25,8 @@ void accum_free(accum *a);
 
 /* Adds a tile's values (bands, th, tw) with weights (th, tw) at (x0, y0); y0 >= base. Only
  * the part inside the raster (w, h) is used. */
-void accum_add(accum *a, const float *values, const float *weights, int tile, int x0, int y0,
-               int w, int h);
+void accum_add(accum *a, const float *values, const float *weights, int th, int tw, int x0,
+               int y0, int w, int h);
 /* Records the scene's validity for rows of a window read at (x0, y0). */
 void accum_set_valid(accum *a, const uint8_t *valid, int x0, int y0, int w, int h);
 

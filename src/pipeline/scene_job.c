@@ -204,20 +204,25 @@ static int zbox_bounds(run_state *st, glrp_error *err)
         } else {
             for (int k = 0; k < C; k++) {
                 GDALRasterBandH b = GDALGetRasterBand(st->sc.ds, st->sc.band_index[k]);
-                double mm[2];
-                CPLErrorReset();
-                if (GDALComputeRasterMinMax(b, TRUE, mm) != CE_None)
-                    return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: band %d: cannot compute its "
-                                     "range for the zbox bounds: %s", st->job->scene,
-                                     st->sc.band_index[k], CPLGetLastErrorMsg());
+                double mm[2] = {0, 0};
+                /* Exact: a box that misses the extremes would break zbox's assumption. A
+                 * band without any valid pixel keeps the fill value as its range. */
+                CPLPushErrorHandler(CPLQuietErrorHandler);
+                CPLErr e = GDALComputeRasterMinMax(b, FALSE, mm);
+                CPLPopErrorHandler();
+                if (e != CE_None) {
+                    mm[0] = mm[1] = NAN;
+                }
                 double a = normalize_value(&st->norm, &st->sc, k,
                                            mm[0] * st->sc.scale[k] + st->sc.offset[k]);
                 double bb = normalize_value(&st->norm, &st->sc, k,
                                             mm[1] * st->sc.scale[k] + st->sc.offset[k]);
+                if (isnan(a) || isnan(bb))
+                    a = bb = st->norm.fill_value;
                 st->zlow[k] = (float)(a < bb ? a : bb);
                 st->zhigh[k] = (float)(a < bb ? bb : a);
             }
-            snprintf(st->zbox_source, sizeof st->zbox_source, "band statistics");
+            snprintf(st->zbox_source, sizeof st->zbox_source, "band minimum and maximum");
         }
     }
     for (int k = 0; k < C; k++) {
@@ -233,24 +238,24 @@ static int zbox_bounds(run_state *st, glrp_error *err)
 
 /* The value a band is replaced with for occlusion: its scene mean (GDAL statistics,
  * approximate), or the given value, in both cases normalised like the data. */
-static int occlusion_baseline(run_state *st, glrp_error *err)
+static void occlusion_baseline(run_state *st)
 {
     for (int k = 0; k < st->C; k++) {
         double raw = st->job->baseline;
         if (!st->job->baseline_set) {
             GDALRasterBandH b = GDALGetRasterBand(st->sc.ds, st->sc.band_index[k]);
             double mn, mx, mean, sd;
-            CPLErrorReset();
-            if (GDALComputeRasterStatistics(b, TRUE, &mn, &mx, &mean, &sd, NULL, NULL) !=
-                CE_None)
-                return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: band %d: cannot compute its mean "
-                                 "for the occlusion baseline: %s", st->job->scene,
-                                 st->sc.band_index[k], CPLGetLastErrorMsg());
+            CPLPushErrorHandler(CPLQuietErrorHandler);
+            CPLErr e = GDALComputeRasterStatistics(b, TRUE, &mn, &mx, &mean, &sd, NULL, NULL);
+            CPLPopErrorHandler();
+            if (e != CE_None) { /* no valid pixel: the fill value stands in */
+                st->baseline[k] = st->norm.fill_value;
+                continue;
+            }
             raw = mean * st->sc.scale[k] + st->sc.offset[k];
         }
         st->baseline[k] = (float)normalize_value(&st->norm, &st->sc, k, raw);
     }
-    return 0;
 }
 
 static int setup(run_state *st, glrp_error *err)
@@ -325,8 +330,8 @@ static int setup(run_state *st, glrp_error *err)
     if (st->want_bands && j->target == TARGET_ALL)
         return glrp_fail(err, GLRP_ERR_INPUT, "--target all gives one relevance per class and "
                          "no per-band relevance; band importance needs one target");
-    if (j->occlusion && (rc = occlusion_baseline(st, err)))
-        return rc;
+    if (j->occlusion)
+        occlusion_baseline(st);
     if (st->need_rel) {
         if (glrp_rules_need_bounds(st->m, &j->rules) && !j->rules.low &&
             (rc = zbox_bounds(st, err)))
@@ -441,11 +446,7 @@ static int alloc_buffers(run_state *st, glrp_error *err)
         accum_init(&st->acc, st->sc.width, st->sc.height, st->th, st->n_acc))
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
                          "columns x %d bands", rows, st->sc.width, st->n_acc);
-    /* The blend window assumes square strides; rectangular tiles use the row stride. */
-    blend_weights(st->job->blend, st->th, st->stride_y, st->weights);
-    if (st->th != st->tw)
-        for (size_t k = 0; k < tile; k++)
-            st->weights[k] = 1.0f;
+    blend_weights(st->job->blend, st->th, st->tw, st->stride_y, st->stride_x, st->weights);
     return 0;
 }
 
@@ -580,7 +581,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
         int x0 = st->batch_x0[s];
         int w = st->sc.width - x0 < st->tw ? st->sc.width - x0 : st->tw;
         int h = st->sc.height - y0 < st->th ? st->sc.height - y0 : st->th;
-        accum_add(&st->acc, v, st->weights, st->tw, x0, y0, w, h);
+        accum_add(&st->acc, v, st->weights, st->th, st->tw, x0, y0, w, h);
     }
     free(rel);
     st->tiles_explained += n;

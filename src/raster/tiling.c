@@ -22,21 +22,20 @@ int tile_positions(int size, int tile, int stride, int *pos, int max)
  * keep a weight) and tiles at half-tile stride sum to one. Center: keep each tile's
  * central stride x stride part; the rest gets a token weight so that raster borders,
  * which only outer parts cover, still have a value. */
-void blend_weights(blend_mode mode, int tile, int stride, float *w)
+static float window_at(blend_mode mode, int i, int tile, int stride)
 {
-    float line[tile > 0 ? tile : 1];
-    for (int i = 0; i < tile; i++) {
-        if (mode == BLEND_HANN) {
-            double s = sin(PI * (i + 0.5) / tile);
-            line[i] = (float)(s * s);
-        } else if (mode == BLEND_CENTER) {
-            double d = fabs(i + 0.5 - tile / 2.0);
-            line[i] = d <= stride / 2.0 ? 1.0f : 1e-6f;
-        } else {
-            line[i] = 1.0f;
-        }
+    if (mode == BLEND_HANN) {
+        double s = sin(PI * (i + 0.5) / tile);
+        return (float)(s * s);
     }
-    for (int y = 0; y < tile; y++)
-        for (int x = 0; x < tile; x++)
-            w[y * tile + x] = line[y] * line[x];
+    if (mode == BLEND_CENTER)
+        return fabs(i + 0.5 - tile / 2.0) <= stride / 2.0 ? 1.0f : 1e-6f;
+    return 1.0f;
+}
+
+void blend_weights(blend_mode mode, int th, int tw, int sy, int sx, float *w)
+{
+    for (int y = 0; y < th; y++)
+        for (int x = 0; x < tw; x++)
+            w[y * tw + x] = window_at(mode, y, th, sy) * window_at(mode, x, tw, sx);
 }

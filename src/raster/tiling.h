@@ -11,7 +11,8 @@ int tile_positions(int size, int tile, int stride, int *pos, int max);
 
 typedef enum { BLEND_HANN = 0, BLEND_UNIFORM, BLEND_CENTER } blend_mode;
 
-/* Per-pixel weight of a tile (tile x tile), for mosaicking overlapping tiles. */
-void blend_weights(blend_mode mode, int tile, int stride, float *w);
+/* Per-pixel weight of a th x tw tile whose rows and columns step by sy and sx, for
+ * mosaicking overlapping tiles. */
+void blend_weights(blend_mode mode, int th, int tw, int sy, int sx, float *w);
 
 #endif

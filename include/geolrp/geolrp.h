@@ -112,6 +112,12 @@ const char *glrp_rule_name(const glrp_rule *r, char *buf, size_t size);
 /* Checks the rules against the model: composite known, overrides name real linear
  * layers, alpha - beta == 1, bounds present and sized when zbox is used. */
 int glrp_rules_check(const glrp_model *m, const glrp_rules *r, glrp_error *err);
+/* Linear layers (Conv, Gemm, MatMul) in graph order: their count, whether the k-th is a
+ * first layer (no linear layer between it and the input), and the rule it gets. */
+int glrp_model_num_linear(const glrp_model *m);
+int glrp_model_linear_is_first(const glrp_model *m, int k);
+glrp_rule glrp_rule_for_linear(const glrp_model *m, const glrp_rules *r, int k);
+
 /* True when some linear layer gets the zbox rule under r. */
 int glrp_rules_need_bounds(const glrp_model *m, const glrp_rules *r);
 

@@ -15,7 +15,7 @@
 
 const char *const build_supported_ops =
     "Conv, Gemm, MatMul, BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, MaxPool, "
-    "AveragePool, GlobalAveragePool, Add, Sub, Mul, Div, Flatten, Reshape, Concat, Pad, "
+    "AveragePool, GlobalAveragePool, ReduceMean (spatial), Add, Sub, Mul, Div, Flatten, Reshape, Concat, Pad, "
     "Softmax (final), Identity, Dropout, Constant, and on constants: Shape, Gather, "
     "Unsqueeze, Squeeze, Cast, ConstantOfShape, Slice";
 
@@ -588,6 +588,48 @@ static int build_pool(importer *im, op_kind kind, glrp_error *err)
     return 0;
 }
 
+/* ReduceMean over the two spatial axes is a global average pool (PyTorch's
+ * x.mean(dim=(2, 3))); other reductions are not supported. */
+static int build_reduce_mean(importer *im, glrp_error *err)
+{
+    value *x = imp_input(im, 0);
+    const glrp_tensor *t = act_of(im, x);
+    if (need_image(im, t, err))
+        return err->code;
+    int64_t axes[8];
+    int n = imp_attr_ints(im->node, "axes", axes, 8);
+    if (n < 0) {
+        value *a = imp_input(im, 1);
+        if (!a || a->kind != VAL_CONST || a->c.count > 8)
+            return imp_node_error(im, err, GLRP_ERR_INPUT, "ReduceMean needs constant axes");
+        n = (int)a->c.count;
+        for (int k = 0; k < n; k++)
+            axes[k] = const_get_i(&a->c, (size_t)k);
+    }
+    int spatial = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t a = axes[k] < 0 ? axes[k] + 4 : axes[k];
+        if (a != 2 && a != 3)
+            return imp_node_error(im, err, GLRP_ERR_INPUT, "ReduceMean over axis %lld is not "
+                                  "supported (only the spatial axes 2 and 3)",
+                                  (long long)axes[k]);
+        spatial |= a == 2 ? 1 : 2;
+    }
+    if (spatial != 3)
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "ReduceMean must reduce both spatial "
+                              "axes (2, 3)");
+    int keepdims = (int)imp_attr_int(im->node, "keepdims", 1);
+    int64_t dims[3] = {t->dims[0], 1, 1};
+    glrp_layer *L = new_layer(im, OP_GLOBALAVGPOOL, &x->tensor, 1, keepdims ? 3 : 1, dims, err);
+    if (!L)
+        return err->code;
+    glrp_pool p = {.kh = (int)t->dims[1], .kw = (int)t->dims[2], .stride = {1, 1},
+                   .dil = {1, 1}, .count_include_pad = 1, .c = (int)t->dims[0],
+                   .ih = (int)t->dims[1], .iw = (int)t->dims[2], .oh = 1, .ow = 1};
+    L->pool = p;
+    return 0;
+}
+
 /* --------------------------------------------------------------- shapes --- */
 
 static int build_reshape(importer *im, glrp_error *err)
@@ -804,6 +846,7 @@ int build_node(importer *im, glrp_error *err)
         if (strcmp(op, "BatchNormalization") && strcmp(op, "Relu") && strcmp(op, "LeakyRelu") &&
             strcmp(op, "Sigmoid") && strcmp(op, "Tanh") && strcmp(op, "MaxPool") &&
             strcmp(op, "AveragePool") && strcmp(op, "GlobalAveragePool") &&
+            strcmp(op, "ReduceMean") &&
             strcmp(op, "Pad") && strcmp(op, "Softmax"))
             goto unsupported;
         return imp_node_error(im, err, GLRP_ERR_INPUT, "first input must be an activation");
@@ -822,6 +865,7 @@ int build_node(importer *im, glrp_error *err)
     if (!strcmp(op, "MaxPool")) return build_pool(im, OP_MAXPOOL, err);
     if (!strcmp(op, "AveragePool")) return build_pool(im, OP_AVGPOOL, err);
     if (!strcmp(op, "GlobalAveragePool")) return build_pool(im, OP_GLOBALAVGPOOL, err);
+    if (!strcmp(op, "ReduceMean")) return build_reduce_mean(im, err);
     if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) return build_reshape(im, err);
     if (!strcmp(op, "Concat")) return build_concat(im, err);
     if (!strcmp(op, "Pad")) return build_pad(im, err);

@@ -142,6 +142,16 @@ int glrp_explain(glrp_model *m, const glrp_rules *rules, int target, glrp_init i
                  const float *x, int n, float *relevance, float *scores,
                  glrp_sample_stats *stats, glrp_error *err);
 
+/* Model randomisation sanity check: re-initialises the weights of the last `count` linear
+ * layers (every linear layer when count < 0) with uniform noise of the same standard
+ * deviation as the trained weights, and their biases with zeros. */
+int glrp_model_randomize(glrp_model *m, int count, uint64_t seed);
+
+/* As glrp_explain, with one target per sample (GLRP_TARGET_PREDICTED allowed). */
+int glrp_explain_targets(glrp_model *m, const glrp_rules *rules, const int *targets,
+                         glrp_init init, const float *x, int n, float *relevance,
+                         float *scores, glrp_sample_stats *stats, glrp_error *err);
+
 /* Threads used by the BLAS. Results do not depend on it. */
 void glrp_set_threads(int n);
 

@@ -15,6 +15,8 @@ int cmd_relevance(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_bands(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* args.c: option values, each error naming the option. */
 int arg_int(const char *opt, const char *s, long min, long max, long *out);

@@ -16,6 +16,8 @@ static void usage(FILE *f)
             "  classify    class map of a whole scene, as a georeferenced COG\n"
             "  bands       band importance of a scene (JSON, CSV, SVG), with occlusion check\n"
             "  relevance   explain samples of a .npy array with an ONNX model\n"
+            "  synth       synthetic samples with ground-truth masks (artifact studies)\n"
+            "  eval        fact-or-artifact metrics against ground truth; --benchmark\n"
             "  info        show how geolrp reads an ONNX model and which rule each layer gets\n"
             "\n"
             "Run 'geolrp COMMAND --help' for the options of a command.\n"
@@ -41,6 +43,10 @@ int main(int argc, char **argv)
         return cmd_relevance(argc - 1, argv + 1);
     if (!strcmp(cmd, "explain"))
         return cmd_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "synth"))
+        return cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "bands"))
         return cmd_bands(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify"))

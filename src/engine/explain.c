@@ -223,7 +223,7 @@ static int relevance_pass(glrp_model *m, const glrp_rule *rules, const layer_bou
     return 0;
 }
 
-static int seed_relevance(glrp_model *m, int target, glrp_init init, int n,
+static int seed_relevance(glrp_model *m, int target, const int *targets, glrp_init init, int n,
                           glrp_sample_stats *stats, glrp_error *err)
 {
     const int K = (int)m->tensors[m->output].numel;
@@ -231,7 +231,7 @@ static int seed_relevance(glrp_model *m, int target, glrp_init init, int n,
     float *R = m->rel[m->output];
     for (int s = 0; s < n; s++) {
         const float *zs = z + (size_t)s * K;
-        int t = target;
+        int t = targets ? targets[s] : target;
         if (t == GLRP_TARGET_PREDICTED) {
             t = 0;
             for (int k = 1; k < K; k++)
@@ -266,9 +266,9 @@ static int seed_relevance(glrp_model *m, int target, glrp_init init, int n,
     return 0;
 }
 
-int glrp_explain(glrp_model *m, const glrp_rules *rules, int target, glrp_init init,
-                 const float *x, int n, float *relevance, float *scores,
-                 glrp_sample_stats *stats, glrp_error *err)
+static int explain(glrp_model *m, const glrp_rules *rules, int target, const int *targets,
+                   glrp_init init, const float *x, int n, float *relevance, float *scores,
+                   glrp_sample_stats *stats, glrp_error *err)
 {
     if (check_batch(m, n, err) || ensure_scratch(m, err) || glrp_rules_check(m, rules, err))
         return err->code;
@@ -290,7 +290,7 @@ int glrp_explain(glrp_model *m, const glrp_rules *rules, int target, glrp_init i
         engine_forward(m, n, m->n_layers);
         for (int k = 0; k < m->n_tensors; k++)
             memset(m->rel[k], 0, (size_t)n * m->tensors[k].numel * sizeof(float));
-        rc = seed_relevance(m, target, init, n, stats, err);
+        rc = seed_relevance(m, target, targets, init, n, stats, err);
     }
     if (!rc)
         rc = relevance_pass(m, per_layer, &b, n, err);
@@ -310,4 +310,19 @@ int glrp_explain(glrp_model *m, const glrp_rules *rules, int target, glrp_init i
     bounds_free(&b, m->n_layers);
     free(per_layer);
     return rc;
+}
+
+int glrp_explain(glrp_model *m, const glrp_rules *rules, int target, glrp_init init,
+                 const float *x, int n, float *relevance, float *scores,
+                 glrp_sample_stats *stats, glrp_error *err)
+{
+    return explain(m, rules, target, NULL, init, x, n, relevance, scores, stats, err);
+}
+
+int glrp_explain_targets(glrp_model *m, const glrp_rules *rules, const int *targets,
+                         glrp_init init, const float *x, int n, float *relevance,
+                         float *scores, glrp_sample_stats *stats, glrp_error *err)
+{
+    return explain(m, rules, GLRP_TARGET_PREDICTED, targets, init, x, n, relevance, scores,
+                   stats, err);
 }

@@ -1,4 +1,5 @@
 /* Lifetime of a planned model: finishing touches after import, buffers, freeing. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,35 @@ int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
             return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: out of memory for tensor '%s' "
                              "(%zu floats per buffer, batch %d); try a smaller --batch",
                              m->path, m->tensors[k].name, n, m->max_batch);
+    }
+    return 0;
+}
+
+int glrp_model_randomize(glrp_model *m, int count, uint64_t seed)
+{
+    uint64_t state = seed ? seed : 1;
+    int done = 0;
+    for (int k = m->n_layers - 1; k >= 0 && (count < 0 || done < count); k--) {
+        glrp_layer *L = &m->layers[k];
+        if (L->kind != OP_DENSE && L->kind != OP_CONV)
+            continue;
+        glrp_linear *lin = &L->lin;
+        double sum = 0, sum2 = 0;
+        for (size_t e = 0; e < lin->wsize; e++)
+            sum += lin->W[e], sum2 += (double)lin->W[e] * lin->W[e];
+        double mean = sum / (double)lin->wsize, var = sum2 / (double)lin->wsize - mean * mean;
+        double a = sqrt(3.0 * (var > 0 ? var : 0)); /* U(-a, a) has variance a^2 / 3 */
+        for (size_t e = 0; e < lin->wsize; e++) {
+            /* xorshift64*: reproducible, independent of the C library */
+            state ^= state >> 12, state ^= state << 25, state ^= state >> 27;
+            double u = (double)((state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+            lin->W[e] = (float)((2 * u - 1) * a);
+            lin->Wpos[e] = lin->W[e] > 0 ? lin->W[e] : 0;
+            lin->Wneg[e] = lin->W[e] < 0 ? lin->W[e] : 0;
+        }
+        for (int o = 0; o < lin->cout; o++)
+            lin->b[o] = 0;
+        done++;
     }
     return 0;
 }

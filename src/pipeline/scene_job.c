@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "analysis/band_stats.h"
+#include "analysis/metrics.h"
 #include "io/tmpfile.h"
 #include "mosaic/accum.h"
 #include "mosaic/output.h"
@@ -61,6 +62,10 @@ typedef struct {
     long tiles_total, tiles_explained, skipped_empty, skipped_min_valid, tiles_done;
     double cons_sum, cons_min, cons_max;
     long cons_n;
+    /* artifact indicators over explained tiles (docs/artifacts.md) */
+    stat_acc art_border, art_zero, art_filled;
+    uint8_t *batch_valid;
+    float *tile_rp;
     long long *class_pixels, valid_pixels, invalid_pixels;
     double t_read, t_explain, t_mosaic, t_write;
     char *warnings[MAX_WARNINGS];
@@ -429,6 +434,8 @@ static int alloc_buffers(run_state *st, glrp_error *err)
     st->batch_r = glrp_alloc(B * in, sizeof(float));
     st->batch_s = glrp_alloc(B * (size_t)st->K, sizeof(float));
     st->batch_x0 = glrp_alloc(B, sizeof(int));
+    st->batch_valid = glrp_alloc(B * tile, 1);
+    st->tile_rp = glrp_alloc(tile, sizeof(float));
     st->tile_vals = glrp_alloc((size_t)st->n_acc * tile, sizeof(float));
     st->rows = glrp_alloc((size_t)st->n_acc * (size_t)rows * W, sizeof(float));
     st->cls_rows = glrp_alloc((size_t)rows * W, sizeof(float));
@@ -441,7 +448,7 @@ static int alloc_buffers(run_state *st, glrp_error *err)
             return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
     if (!st->weights || !st->stripe || !st->stripe_valid || !st->batch_x || !st->batch_r ||
-        !st->batch_s || !st->batch_x0 || !st->tile_vals || !st->rows || !st->cls_rows ||
+        !st->batch_s || !st->batch_x0 || !st->batch_valid || !st->tile_rp || !st->tile_vals || !st->rows || !st->cls_rows ||
         !st->score_rows || !st->class_pixels ||
         accum_init(&st->acc, st->sc.width, st->sc.height, st->th, st->n_acc))
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
@@ -468,6 +475,35 @@ static void class_probs(const run_state *st, const float *z, float *p)
         sum += exp(z[k] - mx);
     for (int k = 0; k < st->K; k++)
         p[k] = (float)(exp(z[k] - mx) / sum);
+}
+
+/* Per tile: does relevance pile up at the tile border (padding), avoid inputs equal to 0
+ * (rules that multiply by the input), or land on nodata-filled pixels? */
+static void artifact_indicators(run_state *st, int s)
+{
+    const size_t tile = (size_t)st->th * st->tw, in = (size_t)st->C * tile;
+    const float *R = st->batch_r + (size_t)s * in, *x = st->batch_x + (size_t)s * in;
+    const uint8_t *valid = st->batch_valid + (size_t)s * tile;
+    for (size_t e = 0; e < tile; e++) {
+        float sum = 0;
+        for (int c = 0; c < st->C; c++)
+            sum += R[(size_t)c * tile + e];
+        st->tile_rp[e] = sum;
+    }
+    int k = st->th / 16 > 1 ? st->th / 16 : 1;
+    stat_add(&st->art_border, metric_border_ratio(st->tile_rp, st->th, st->tw, k));
+    stat_add(&st->art_zero, metric_zero_input_share(R, x, in));
+    double filled = 0, all = 0;
+    size_t n_filled = 0;
+    for (size_t e = 0; e < tile; e++) {
+        all += fabsf(st->tile_rp[e]);
+        if (!valid[e]) {
+            filled += fabsf(st->tile_rp[e]);
+            n_filled++;
+        }
+    }
+    stat_add(&st->art_filled, n_filled && all > 0
+                                  ? (filled / all) / ((double)n_filled / (double)tile) : NAN);
 }
 
 /* Occlusion: each band in turn replaced by its baseline in every tile of the batch; the
@@ -527,6 +563,8 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
                 st->cons_max = st->cons_n ? fmax(st->cons_max, ratio) : ratio;
                 st->cons_n++;
             }
+            if (p == 0)
+                artifact_indicators(st, s);
             if (rel) { /* total relevance of class p for tile s */
                 float *dst = rel + ((size_t)s * passes + p) * tile;
                 const float *r = st->batch_r + (size_t)s * in;
@@ -659,6 +697,8 @@ static int process(run_state *st, glrp_error *err)
         for (int tx = 0; tx < nx && !rc; tx++) {
             const int x0 = xs[tx], w = W - x0 < st->tw ? W - x0 : st->tw;
             float *x = st->batch_x + (size_t)st->n_batch * st->C * tile;
+            uint8_t *tv = st->batch_valid + (size_t)st->n_batch * tile;
+            memset(tv, 0, tile);
             size_t n_valid = 0;
             for (int c = 0; c < st->C; c++)
                 for (int y = 0; y < st->th; y++)
@@ -667,8 +707,10 @@ static int process(run_state *st, glrp_error *err)
                         if (y < h && xx < w) {
                             size_t src = (size_t)y * W + (size_t)(x0 + xx);
                             v = st->stripe[(size_t)c * plane + src];
-                            if (c == 0)
+                            if (c == 0) {
                                 n_valid += st->stripe_valid[src];
+                                tv[y * st->tw + xx] = st->stripe_valid[src];
+                            }
                         }
                         x[((size_t)c * st->th + y) * st->tw + xx] = v;
                     }
@@ -769,6 +811,14 @@ static void set_run_metadata(run_state *st, out_raster *o)
     }
 }
 
+static json_t *indicator_json(const stat_acc *a)
+{
+    double m = stat_mean(a), sd = stat_std(a);
+    return json_pack("{s:o, s:o, s:I, s:I}", "mean", isfinite(m) ? json_real(m) : json_null(),
+                     "std", isfinite(sd) ? json_real(sd) : json_null(), "tiles",
+                     (json_int_t)a->n, "undefined", (json_int_t)a->undefined);
+}
+
 static json_t *report_json(run_state *st, double t_total)
 {
     scene_job *j = st->job;
@@ -838,6 +888,16 @@ static json_t *report_json(run_state *st, double t_total)
                                                    st->cons_min, "max", st->cons_max, "tiles",
                                                    (json_int_t)st->cons_n)
                                        : json_null());
+    }
+    if (st->need_rel) {
+        json_t *a = json_object();
+        json_object_set_new(a, "border_ratio", indicator_json(&st->art_border));
+        json_object_set_new(a, "zero_input_share", indicator_json(&st->art_zero));
+        json_object_set_new(a, "nodata_fill_share", indicator_json(&st->art_filled));
+        json_object_set_new(a, "conservation", st->cons_n ? json_real(st->cons_sum /
+                                                                       (double)st->cons_n)
+                                                          : json_null());
+        json_object_set_new(root, "artifacts", a);
     }
     json_t *w = json_array();
     for (int k = 0; k < st->n_warnings; k++)
@@ -909,10 +969,41 @@ static int write_band_outputs(run_state *st, glrp_error *err)
     return rc;
 }
 
+/* Thresholds of docs/artifacts.md ("Diagnostics in real runs"). */
+#define ART_BORDER_HIGH 1.5
+#define ART_ZERO_LOW 0.2
+#define ART_FILLED_HIGH 0.5
+#define ART_CONSERVATION_LOW 0.5
+#define ART_CONSERVATION_HIGH 2.0
+
+static void artifact_warnings(run_state *st)
+{
+    double b = stat_mean(&st->art_border), z = stat_mean(&st->art_zero);
+    double f = stat_mean(&st->art_filled);
+    double c = st->cons_n ? st->cons_sum / (double)st->cons_n : NAN;
+    if (b > ART_BORDER_HIGH)
+        warn(st, "relevance piles up at tile borders (border ratio %.2f > %.1f): likely a "
+             "padding artifact; overlapping tiles with the hann blend hide it in the mosaic, "
+             "a model with valid padding avoids it", b, ART_BORDER_HIGH);
+    if (z < ART_ZERO_LOW)
+        warn(st, "inputs equal to 0 get almost no relevance (zero-input share %.2f < %.1f): "
+             "the rules multiply by the input, so 0 can never be relevant; shift the input "
+             "range or use a flat/wsquare first layer to see such pixels", z, ART_ZERO_LOW);
+    if (f > ART_FILLED_HIGH)
+        warn(st, "nodata-filled pixels receive relevance (share ratio %.2f > %.1f): the fill "
+             "value is read as data by the model; use --min-valid or a fill value the model "
+             "treats as neutral", f, ART_FILLED_HIGH);
+    if (isfinite(c) && (c < ART_CONSERVATION_LOW || c > ART_CONSERVATION_HIGH))
+        warn(st, "relevance reaching the input / put in is %.2f on average: biases (or the "
+             "rule) absorb or inject relevance, so totals are not comparable across tiles", c);
+}
+
 static int finish(run_state *st, double t_start, glrp_error *err)
 {
     scene_job *j = st->job;
     int rc = 0;
+    if (st->need_rel)
+        artifact_warnings(st);
     if (st->valid_pixels == 0)
         warn(st, "%s has no valid pixel: every output is nodata", j->scene);
     double t0 = now();
@@ -963,7 +1054,7 @@ static void cleanup(run_state *st)
         free(st->warnings[k]);
     free(st->class_names), free(st->rel_names), free(st->weights), free(st->stripe),
         free(st->stripe_valid), free(st->batch_x), free(st->batch_r), free(st->batch_s),
-        free(st->batch_x0), free(st->tile_vals), free(st->rows), free(st->cls_rows),
+        free(st->batch_x0), free(st->batch_valid), free(st->tile_rp), free(st->tile_vals), free(st->rows), free(st->cls_rows),
         free(st->score_rows), free(st->class_pixels), free(st->occl_x), free(st->occl_s);
     band_stats_free(&st->bs);
     glrp_model_free(st->m);

@@ -1,0 +1,161 @@
+#include "analysis/metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+double metric_mass_accuracy(const float *r, const float *mask, size_t n)
+{
+    double in = 0, all = 0;
+    for (size_t p = 0; p < n; p++) {
+        double v = r[p] > 0 ? r[p] : 0;
+        all += v;
+        if (mask[p] > 0)
+            in += v;
+    }
+    return all > 0 ? in / all : NAN;
+}
+
+static const float *g_sort_r; /* qsort has no context argument */
+
+static int by_relevance_desc(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    float ri = g_sort_r[i], rj = g_sort_r[j];
+    if (ri > rj) return -1;
+    if (ri < rj) return 1;
+    return (i > j) - (i < j);
+}
+
+void metric_order_desc(const float *r, size_t n, int *order)
+{
+    for (size_t p = 0; p < n; p++)
+        order[p] = (int)p;
+    g_sort_r = r;
+    qsort(order, n, sizeof *order, by_relevance_desc);
+    g_sort_r = NULL;
+}
+
+double metric_rank_accuracy(const float *r, const float *mask, size_t n)
+{
+    size_t k = 0;
+    for (size_t p = 0; p < n; p++)
+        k += mask[p] > 0;
+    if (k == 0)
+        return NAN;
+    int *order = malloc(n * sizeof *order);
+    if (!order)
+        return NAN;
+    metric_order_desc(r, n, order);
+    size_t hit = 0;
+    for (size_t q = 0; q < k; q++)
+        hit += mask[order[q]] > 0;
+    free(order);
+    return (double)hit / (double)k;
+}
+
+double metric_border_ratio(const float *r, int h, int w, int k)
+{
+    double border = 0, all = 0;
+    long border_px = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double v = fabs(r[y * w + x]);
+            int in_border = y < k || x < k || y >= h - k || x >= w - k;
+            all += v;
+            if (in_border) {
+                border += v;
+                border_px++;
+            }
+        }
+    double area = (double)border_px / ((double)h * w);
+    return all > 0 && area > 0 ? (border / all) / area : NAN;
+}
+
+double metric_zero_input_share(const float *R, const float *x, size_t n)
+{
+    double zero = 0, all = 0;
+    size_t zeros = 0;
+    for (size_t e = 0; e < n; e++) {
+        double v = fabs(R[e]);
+        all += v;
+        if (x[e] == 0.0f) {
+            zero += v;
+            zeros++;
+        }
+    }
+    return all > 0 && zeros > 0 ? (zero / all) / ((double)zeros / (double)n) : NAN;
+}
+
+double metric_aopc(const double *f, int steps)
+{
+    double s = 0;
+    for (int k = 0; k <= steps; k++)
+        s += f[0] - f[k];
+    return s / (steps + 1);
+}
+
+static void average_ranks(const float *v, size_t n, double *rank)
+{
+    int *order = malloc(n * sizeof *order);
+    if (!order)
+        return;
+    metric_order_desc(v, n, order);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && v[order[j + 1]] == v[order[i]])
+            j++;
+        double r = (i + j) / 2.0 + 1;
+        for (size_t q = i; q <= j; q++)
+            rank[order[q]] = r;
+        i = j + 1;
+    }
+    free(order);
+}
+
+double metric_spearman(const float *a, const float *b, size_t n)
+{
+    if (n < 2)
+        return NAN;
+    double *ra = malloc(n * sizeof *ra), *rb = malloc(n * sizeof *rb);
+    if (!ra || !rb) {
+        free(ra), free(rb);
+        return NAN;
+    }
+    average_ranks(a, n, ra);
+    average_ranks(b, n, rb);
+    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+    for (size_t i = 0; i < n; i++)
+        ma += ra[i], mb += rb[i];
+    ma /= (double)n, mb /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        sab += (ra[i] - ma) * (rb[i] - mb);
+        saa += (ra[i] - ma) * (ra[i] - ma);
+        sbb += (rb[i] - mb) * (rb[i] - mb);
+    }
+    free(ra), free(rb);
+    return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : NAN;
+}
+
+void stat_add(stat_acc *s, double v)
+{
+    if (isnan(v)) {
+        s->undefined++;
+        return;
+    }
+    s->sum += v;
+    s->sum2 += v * v;
+    s->n++;
+}
+
+double stat_mean(const stat_acc *s)
+{
+    return s->n ? s->sum / (double)s->n : NAN;
+}
+
+double stat_std(const stat_acc *s)
+{
+    if (s->n < 2)
+        return s->n ? 0 : NAN;
+    double m = s->sum / (double)s->n, var = s->sum2 / (double)s->n - m * m;
+    return sqrt(var > 0 ? var * (double)s->n / (double)(s->n - 1) : 0);
+}

@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+"""geolrp error handling: bad models, bad .npy files, missing files, invalid options.
+
+Every failure must be a clean exit 2 with a message (never a crash: exit code < 128 and no
+sanitizer output).
+
+Run: /usr/bin/python3 tests/python/test_errors.py --geolrp build/geolrp
+"""
+
+import os
+import re
+import struct
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import geolrp_testlib as T
+import models
+
+
+def _unsupported_model(kind):
+    rng = np.random.default_rng(7)
+    W = numpy_helper.from_array(rng.standard_normal((6, 8)).astype(np.float32), 'W')
+    b = numpy_helper.from_array(np.zeros(6, np.float32), 'b')
+    inits = [W, b]
+    if kind == 'Erf':
+        mid = [helper.make_node('Erf', ['h'], ['e'], name='my_erf_node')]
+        mid_out = 'e'
+    else:   # LSTM right after the Gemm (rejected by op type, before any shape check)
+        Wl = numpy_helper.from_array(rng.standard_normal((1, 16, 6)).astype(np.float32), 'Wl')
+        Rl = numpy_helper.from_array(rng.standard_normal((1, 16, 4)).astype(np.float32), 'Rl')
+        inits += [Wl, Rl]
+        mid = [helper.make_node('LSTM', ['h', 'Wl', 'Rl'], ['', 'e'], name='my_lstm_node',
+                                hidden_size=4)]
+        mid_out = 'e'
+    nodes = [helper.make_node('Gemm', ['input', 'W', 'b'], ['h'], name='fc', transB=1)] + mid
+    graph = helper.make_graph(
+        nodes, 'unsupported',
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', 8])],
+        [helper.make_tensor_value_info(mid_out, TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    m.ir_version = 7
+    return m
+
+
+def _npy_bytes(header_dict_str, data=b'', magic=b'\x93NUMPY', version=(1, 0)):
+    h = header_dict_str.encode('latin1')
+    hl_size = 2 if version[0] == 1 else 4
+    total = len(magic) + 2 + hl_size + len(h) + 1
+    pad = (64 - total % 64) % 64
+    h = h + b' ' * pad + b'\n'
+    hl = struct.pack('<H', len(h)) if hl_size == 2 else struct.pack('<I', len(h))
+    return magic + bytes(version) + hl + h + data
+
+
+class ErrBase(T.GeolrpTestCase):
+    def setUp(self):
+        self.case = models.get('cnn_a')
+        d = os.path.join(self.tmp, 'models')
+        os.makedirs(d, exist_ok=True)
+        self.model = self.case.export(d)
+        self.x = self.case.data()
+
+    def run_rel(self, model=None, x=None, extra=(), xpath=None):
+        xp = xpath or self.save_x(self.x if x is None else x)
+        rp = self.path('R.npy')
+        res = T.run_geolrp(['relevance', '--model', model or self.model, '--input', xp,
+                            '--output', rp] + list(extra))
+        return res, rp
+
+    def assertFails2(self, res, rp=None, *patterns):
+        self.assertExit(res, 2)
+        self.assertTrue(res.stderr.strip(), 'no error message: %r' % res)
+        for p in patterns:
+            self.assertRegex(res.stderr, p, 'message lacks %r: %r' % (p, res))
+        if rp is not None:
+            self.assertFalse(os.path.exists(rp), 'output written despite error')
+
+
+class TestUnsupportedOps(ErrBase):
+    def test_unsupported_op(self):
+        for kind, node in (('Erf', 'my_erf_node'), ('LSTM', 'my_lstm_node')):
+            with self.subTest(op=kind):
+                p = self.path('%s.onnx' % kind)
+                onnx.save(_unsupported_model(kind), p)
+                x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+                res, rp = self.run_rel(model=p, x=x)
+                self.assertFails2(res, rp, re.escape(node), r'\b%s\b' % kind, r'13')
+
+
+class TestBrokenModels(ErrBase):
+    def test_truncated_onnx(self):
+        data = open(self.model, 'rb').read()
+        for cut in (1, 7, 40, len(data) // 4, len(data) // 2, len(data) - 100, len(data) - 1):
+            with self.subTest(cut=cut):
+                p = self.path('trunc.onnx')
+                with open(p, 'wb') as fh:
+                    fh.write(data[:cut])
+                res, _ = self.run_rel(model=p)
+                self.assertFails2(res)
+
+    def test_garbage_onnx(self):
+        rng = np.random.default_rng(3)
+        for label, blob in (('random', rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()),
+                            ('empty', b''),
+                            ('text', b'this is not an onnx model\n' * 20),
+                            ('npy', open(self.save_x(self.x), 'rb').read()),
+                            ('ff', b'\xff' * 300)):
+            with self.subTest(kind=label):
+                p = self.path('garbage.onnx')
+                with open(p, 'wb') as fh:
+                    fh.write(blob)
+                res, _ = self.run_rel(model=p)
+                self.assertFails2(res)
+
+    def test_external_data(self):
+        m = onnx.load(self.model)
+        d = os.path.dirname(self.path('ext.onnx'))
+        p = os.path.join(d, 'ext.onnx')
+        onnx.save_model(m, p, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location='ext.onnx.data', size_threshold=0)
+        self.assertTrue(os.path.exists(os.path.join(d, 'ext.onnx.data')))
+        res, _ = self.run_rel(model=p)
+        self.assertFails2(res, None, r'(?i)external')
+
+
+class TestInputShape(ErrBase):
+    def test_wrong_spatial_shape(self):
+        x = np.random.default_rng(0).standard_normal((5, 3, 10, 10)).astype(np.float32)
+        res, _ = self.run_rel(x=x)
+        self.assertFails2(res, None, r'3\D{1,6}12\D{1,6}12', r'3\D{1,6}10\D{1,6}10')
+
+    def test_wrong_channels(self):
+        x = np.random.default_rng(0).standard_normal((5, 4, 12, 12)).astype(np.float32)
+        res, _ = self.run_rel(x=x)
+        self.assertFails2(res, None, r'3\D{1,6}12\D{1,6}12', r'4\D{1,6}12\D{1,6}12')
+
+    def test_wrong_rank(self):
+        x = np.random.default_rng(0).standard_normal((5, 432)).astype(np.float32)
+        res, _ = self.run_rel(x=x)
+        self.assertFails2(res, None, r'3\D{1,6}12\D{1,6}12', r'432')
+
+    def test_vector_model_wrong_features(self):
+        case = models.get('mlp')
+        p = case.export(os.path.join(self.tmp, 'models'))
+        x = np.random.default_rng(0).standard_normal((5, 11)).astype(np.float32)
+        res, _ = self.run_rel(model=p, x=x)
+        self.assertFails2(res, None, r'12', r'11')
+
+
+class TestBadNpy(ErrBase):
+    def _good_header(self, shape=(5, 3, 12, 12), descr='<f4', fortran=False):
+        return "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+            descr, 'True' if fortran else 'False', repr(tuple(shape)))
+
+    def _write(self, blob):
+        p = self.path('bad.npy')
+        with open(p, 'wb') as fh:
+            fh.write(blob)
+        return p
+
+    def test_bad_npy_files(self):
+        data4 = self.x.astype('<f4').tobytes()
+        data8 = self.x.astype('<f8').tobytes()
+        cases = {
+            'wrong magic': (_npy_bytes(self._good_header(), data4, magic=b'\x93NUMPZ'),
+                            r'(?i)(magic|npy|numpy|format)'),
+            'dtype <f8': (_npy_bytes(self._good_header(descr='<f8'), data8),
+                          r'(?i)(f8|float64|float32|f4|dtype)'),
+            'dtype <i4': (_npy_bytes(self._good_header(descr='<i4'), data4),
+                          r'(?i)(i4|int32|float32|f4|dtype)'),
+            'fortran_order': (_npy_bytes(self._good_header(fortran=True), data4),
+                              r'(?i)fortran'),
+            'truncated data': (_npy_bytes(self._good_header(), data4[:len(data4) // 2]),
+                               r'(?i)(truncat|short|size|bytes|data|expected|end of file|eof)'),
+            'bad header': (_npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 3, "
+                                      "12, 12 }", data4), r'(?i)(header|parse|shape)'),
+            'header not a dict': (_npy_bytes("hello world", data4), r'(?i)(header|parse)'),
+            'version 3.0': (_npy_bytes(self._good_header(), data4, version=(3, 0)),
+                            r'(?i)version'),
+            'header length beyond file': (b'\x93NUMPY\x01\x00\xff\xff' + b'{' * 20, None),
+            'only magic': (b'\x93NUMPY', None),
+            'empty': (b'', None),
+        }
+        for label, (blob, pat) in cases.items():
+            with self.subTest(npy=label):
+                p = self._write(blob)
+                res, _ = self.run_rel(xpath=p)
+                pats = [pat] if pat else []
+                self.assertFails2(res, None, *pats)
+
+    def test_handwritten_valid_npy_accepted(self):
+        """Sanity check of the writer above: a well-formed v1.0 file is accepted."""
+        p = self._write(_npy_bytes(self._good_header(), self.x.astype('<f4').tobytes()))
+        res, rp = self.run_rel(xpath=p)
+        self.assertExit(res, 0)
+
+
+class TestMissingFiles(ErrBase):
+    def test_missing_model(self):
+        p = os.path.join(self.tmp, 'does_not_exist_model.onnx')
+        res, _ = self.run_rel(model=p)
+        self.assertFails2(res, None, re.escape(p))
+
+    def test_missing_input(self):
+        p = os.path.join(self.tmp, 'does_not_exist_X.npy')
+        res, _ = self.run_rel(xpath=p)
+        self.assertFails2(res, None, re.escape(p))
+
+    def test_output_directory_missing(self):
+        xp = self.save_x(self.x)
+        rp = os.path.join(self.tmp, 'no_such_dir', 'R.npy')
+        res = T.run_geolrp(['relevance', '--model', self.model, '--input', xp, '--output', rp])
+        self.assertNoCrash(res)
+        self.assertIn(res.code, (1, 2), repr(res))
+        self.assertIn('no_such_dir', res.stderr)
+
+
+class TestOptions(ErrBase):
+    def test_invalid_options(self):
+        bad = {
+            'alpha-beta != 1': ['--rule', '#1=alpha-beta', '--alpha', '3', '--beta', '1'],
+            'negative beta': ['--rule', '#1=alpha-beta', '--alpha', '0.5', '--beta', '-0.5'],
+            'unknown composite': ['--composite', 'epsilon-foo'],
+            'unknown rule': ['--rule', '#1=zminus'],
+            'unknown rule by name': ['--rule', '/conv2/Conv=bogus'],
+            'batch 0': ['--batch', '0'],
+            'batch negative': ['--batch', '-3'],
+            'batch not a number': ['--batch', 'two'],
+            'unknown init': ['--init', 'softmax'],
+            'unknown maxpool mode': ['--maxpool', 'average'],
+            'unknown option': ['--frobnicate'],
+            'rule without =': ['--rule', 'epsilon'],
+            'rule index out of range': ['--rule', '#99=epsilon'],
+            'rule unknown node': ['--rule', '/nope/Conv=epsilon'],
+            'target out of range': ['--target', '6'],
+            'target negative': ['--target', '-1'],
+            'epsilon not a number': ['--epsilon', 'abc'],
+            'bounds wrong channel count': ['--composite', 'epsilon-gamma-box', '--low', '-1,-1',
+                                           '--high', '1,1'],
+        }
+        for label, extra in bad.items():
+            with self.subTest(option=label):
+                res, rp = self.run_rel(extra=extra)
+                self.assertFails2(res)
+                self.assertFalse(os.path.exists(rp), 'output written despite error')
+
+    def test_no_arguments_and_unknown_command(self):
+        for args in ([], ['frobnicate'], ['relevance'], ['relevance', '--model', self.model]):
+            with self.subTest(args=args):
+                res = T.run_geolrp(args)
+                self.assertFails2(res)
+
+    def test_quiet(self):
+        xp = self.save_x(self.x)
+        rp = self.path('R.npy')
+        res = T.run_geolrp(['relevance', '--model', self.model, '--input', xp, '--output', rp, '-q'])
+        self.assertExit(res, 0)
+        self.assertEqual(res.stderr, '', '-q printed on stderr')
+        self.assertEqual(res.stdout, '', '-q printed on stdout')
+
+    def test_output_exists(self):
+        xp = self.save_x(self.x)
+        rp = self.path('R.npy')
+        with open(rp, 'wb') as fh:
+            fh.write(b'keep me')
+        res = T.run_geolrp(['relevance', '--model', self.model, '--input', xp, '--output', rp])
+        self.assertFails2(res)
+        self.assertEqual(open(rp, 'rb').read(), b'keep me', 'existing output modified')
+        res = T.run_geolrp(['relevance', '--model', self.model, '--input', xp, '--output', rp,
+                            '--overwrite'])
+        self.assertExit(res, 0)
+        self.assertEqual(np.load(rp).shape, self.x.shape)
+
+
+if __name__ == '__main__':
+    T.main()

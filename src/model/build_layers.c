@@ -325,6 +325,21 @@ static int build_conv(importer *im, glrp_error *err)
     return finish_linear(im, L, &w->c, b ? &b->c : NULL, err);
 }
 
+/* ONNX stores B as [in, out]; the engine keeps dense weights as [out, in]. */
+static int transpose_weights(glrp_layer *L, glrp_error *err)
+{
+    const int fin = L->lin.cin, fout = L->lin.cout;
+    float *T = glrp_alloc((size_t)fin * (size_t)fout, sizeof *T);
+    if (!T)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    for (int i = 0; i < fin; i++)
+        for (int o = 0; o < fout; o++)
+            T[(size_t)o * fin + i] = L->lin.W[(size_t)i * fout + o];
+    free(L->lin.W);
+    L->lin.W = T;
+    return 0;
+}
+
 /* Gemm: Y = alpha * A' B' + beta * C with A the (N, F) activation. */
 static int build_gemm(importer *im, glrp_error *err)
 {
@@ -358,19 +373,10 @@ static int build_gemm(importer *im, glrp_error *err)
     if (finish_linear(im, L, &bw->c, NULL, err))
         return err->code;
     /* Store W as [out, in], scaled by alpha. */
-    float *W = L->lin.W;
-    if (!transB) {
-        float *T = glrp_alloc((size_t)(fin * fout), sizeof *T);
-        if (!T)
-            return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-        for (int64_t i = 0; i < fin; i++)
-            for (int64_t o = 0; o < fout; o++)
-                T[o * fin + i] = W[i * fout + o];
-        free(W);
-        L->lin.W = W = T;
-    }
+    if (!transB && transpose_weights(L, err))
+        return err->code;
     for (size_t k = 0; k < L->lin.wsize; k++)
-        W[k] *= alpha;
+        L->lin.W[k] *= alpha;
     if (c) {
         glrp_tensor out_t = {.rank = 1, .dims = {fout}, .numel = (size_t)fout};
         if (c->c.rank > 2 || !const_as_channel_vector(&c->c, &out_t, L->lin.b))
@@ -401,15 +407,7 @@ static int build_matmul(importer *im, glrp_error *err)
     L->lin.kh = L->lin.kw = 1;
     if (finish_linear(im, L, &bw->c, NULL, err))
         return err->code;
-    float *T = glrp_alloc((size_t)(fin * fout), sizeof *T);
-    if (!T)
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-    for (int64_t i = 0; i < fin; i++)
-        for (int64_t o = 0; o < fout; o++)
-            T[o * fin + i] = L->lin.W[i * fout + o];
-    free(L->lin.W);
-    L->lin.W = T;
-    return 0;
+    return transpose_weights(L, err);
 }
 
 /* ---------------------------------------------------------- BatchNorm --- */

@@ -59,7 +59,7 @@ static void help(FILE *f)
             "  --benchmark         the shipped study: every model of --zoo on fresh samples of\n"
             "                      its synthetic variant (geolrp synth, seed --seed)\n"
             "  --zoo DIR           model zoo with zoo.json (default data/models/zoo)\n"
-            "  --count N           benchmark samples per variant (default 300)\n"
+            "  --count N           benchmark samples per variant (default 150)\n"
             "  --seed S            benchmark sample seed (default 3; the zoo trains on 1, tests\n"
             "                      on 2)\n"
             "  --overwrite         replace existing outputs\n"
@@ -117,7 +117,7 @@ static int parse(int argc, char **argv, eval_opts *o)
     eval_job *j = &o->job;
     j->init = GLRP_INIT_LOGIT;
     j->border = 2, j->steps = 10, j->flip_fraction = 0.5, j->randomization = 1, j->batch = 64;
-    o->count = 300, o->seed = 3, o->threads = 1, o->zoo = "data/models/zoo";
+    o->count = 150, o->seed = 3, o->threads = 1, o->zoo = "data/models/zoo";
     for (int k = 0; DEFAULT_COMPOSITES[k]; k++)
         o->composites[o->n_composites++] = DEFAULT_COMPOSITES[k];
     int c;

@@ -223,19 +223,28 @@ int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err
         if (CPLGetLastErrorType() >= CE_Failure)
             cog = NULL;
     }
+    /* The striped temporary is no longer needed either way. */
+    GDALClose(o->ds);
+    o->ds = NULL;
+    VSIUnlink(o->tmp_path);
+    o->cog_tmp = cog_tmp;
     if (!cog) {
         rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write the COG: %s", o->path,
                        CPLGetLastErrorMsg());
-        unlink(cog_tmp);
-    } else if (rename(cog_tmp, o->path) != 0) {
+        out_abort(o);
+    }
+    return rc;
+}
+
+int out_commit(out_raster *o, glrp_error *err)
+{
+    int rc = 0;
+    if (rename(o->cog_tmp, o->path) != 0)
         rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot rename the finished output into "
                        "place", o->path);
-        unlink(cog_tmp);
-    }
-    free(cog_tmp);
-    if (!rc)
+    else
         rc = write_categories(o, err);
-    out_abort(o); /* closes and removes the striped temporary */
+    out_abort(o);
     return rc;
 }
 
@@ -245,6 +254,9 @@ void out_abort(out_raster *o)
         GDALClose(o->ds);
     if (o->tmp_path)
         VSIUnlink(o->tmp_path);
+    if (o->cog_tmp)
+        VSIUnlink(o->cog_tmp); /* after a commit it is gone already */
+    free(o->cog_tmp);
     CSLDestroy(o->categories);
     free(o->path), free(o->tmp_path), free(o->sum), free(o->sum2), free(o->vmin),
         free(o->vmax), free(o->count);

@@ -25,6 +25,7 @@ typedef struct {
     long long *count;
     long long hist[ABS_HIST_BINS];
     char **categories;       /* class names (CSL list), written beside the COG */
+    char *cog_tmp;           /* the finished COG, before out_commit renames it */
 } out_raster;
 
 /* type: GDT_Float32 (NaN nodata) or GDT_Byte (nodata 255). names: one per band. */
@@ -35,8 +36,13 @@ int out_write_rows(out_raster *o, const float *data, int n, glrp_error *err);
 /* Sets a metadata item (default domain, which survives the copy to COG). */
 void out_set_meta(out_raster *o, const char *key, const char *value);
 void out_set_color_table(out_raster *o, int n_classes, char **class_names);
-/* Statistics, COG copy (resampling for overviews), rename. quiet: no progress. */
+/* Statistics and the COG copy (resampling for overviews) under a temporary name; quiet:
+ * no progress. Several outputs are finished first and committed together, so a failure
+ * while writing one leaves none of them under its real name. */
 int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err);
+/* Renames the finished COG into place (and writes class names beside it). */
+int out_commit(out_raster *o, glrp_error *err);
+/* Removes every temporary and frees o (safe after out_commit). */
 void out_abort(out_raster *o);
 
 /* Colour of class k in class maps and their .qml (a qualitative palette, cycled). */

@@ -995,27 +995,34 @@ static int finish(run_state *st, double t_start, glrp_error *err)
     if (st->valid_pixels == 0)
         warn(st, "%s has no valid pixel: every output is nodata", j->scene);
     double t0 = now();
-    if (st->rel_open) {
-        double limit = out_abs_quantile(&st->rel_out, 0.99);
-        set_run_metadata(st, &st->rel_out);
-        st->rel_open = 0;
-        if ((rc = out_finish(&st->rel_out, "AVERAGE", j->quiet, err)) ||
-            (rc = qml_write_relevance(j->output, limit, err)))
+    double limit = st->rel_open ? out_abs_quantile(&st->rel_out, 0.99) : 0;
+    struct {
+        int open;
+        out_raster *o;
+        const char *resampling;
+    } outs[3] = {{st->rel_open, &st->rel_out, "AVERAGE"},
+                 {st->cls_open, &st->cls_out, "MODE"},
+                 {st->sc_open, &st->sc_out, "AVERAGE"}};
+    /* All COGs finished under temporary names first, then renamed together. */
+    for (int k = 0; k < 3; k++) {
+        if (!outs[k].open)
+            continue;
+        set_run_metadata(st, outs[k].o);
+        if ((rc = out_finish(outs[k].o, outs[k].resampling, j->quiet, err)))
             return rc;
     }
-    if (st->cls_open) {
-        set_run_metadata(st, &st->cls_out);
-        st->cls_open = 0;
-        if ((rc = out_finish(&st->cls_out, "MODE", j->quiet, err)) ||
-            (rc = qml_write_classes(j->class_map, st->n_classes, st->class_names, err)))
+    for (int k = 0; k < 3; k++) {
+        if (!outs[k].open)
+            continue;
+        rc = out_commit(outs[k].o, err);
+        *(k == 0 ? &st->rel_open : k == 1 ? &st->cls_open : &st->sc_open) = 0;
+        if (rc)
             return rc;
     }
-    if (st->sc_open) {
-        set_run_metadata(st, &st->sc_out);
-        st->sc_open = 0;
-        if ((rc = out_finish(&st->sc_out, "AVERAGE", j->quiet, err)))
-            return rc;
-    }
+    if ((j->output && (rc = qml_write_relevance(j->output, limit, err))) ||
+        (j->class_map &&
+         (rc = qml_write_classes(j->class_map, st->n_classes, st->class_names, err))))
+        return rc;
     if (st->want_bands && (rc = write_band_outputs(st, err)))
         return rc;
     st->t_write += now() - t0;

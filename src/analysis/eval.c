@@ -25,17 +25,6 @@ static uint64_t mix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Per-pixel relevance: the sum over channels. */
-static void pixel_relevance(const float *R, int c, size_t plane, float *r)
-{
-    for (size_t p = 0; p < plane; p++) {
-        float s = 0;
-        for (int b = 0; b < c; b++)
-            s += R[(size_t)b * plane + p];
-        r[p] = s;
-    }
-}
-
 /* f[k] for k = 1..steps: the target score with the first k/steps * fraction of the pixels
  * in `order` replaced by the baseline (all channels). One forward per step for the batch. */
 static int flip_curve(eval_ctx *e, const float *x, int n, int **orders, double *f,
@@ -83,7 +72,7 @@ static int run_batch(eval_ctx *e, glrp_rules *rules, int at, int n, eval_row *ro
     }
     for (int s = 0; s < n; s++) {
         const float *R = e->R + s * in, *xs = x + s * in, *mask = j->masks + (size_t)(at + s) * plane;
-        pixel_relevance(R, j->c, plane, e->rp);
+        relevance_per_pixel(R, j->c, plane, e->rp);
         stat_add(&row->mass, metric_mass_accuracy(e->rp, mask, plane));
         if (j->labels) {
             int lab = j->labels[at + s] > 0.5f;
@@ -139,8 +128,8 @@ static int run_batch(eval_ctx *e, glrp_rules *rules, int at, int n, eval_row *ro
                                        NULL, err)))
             goto done;
         for (int s = 0; s < n; s++) {
-            pixel_relevance(e->R + s * in, j->c, plane, e->rp);
-            pixel_relevance(e->Rr + s * in, j->c, plane, e->rpr);
+            relevance_per_pixel(e->R + s * in, j->c, plane, e->rp);
+            relevance_per_pixel(e->Rr + s * in, j->c, plane, e->rpr);
             for (size_t p = 0; p < plane; p++)
                 e->rp[p] = fabsf(e->rp[p]), e->rpr[p] = fabsf(e->rpr[p]);
             stat_add(dst[v], metric_spearman(e->rp, e->rpr, plane));

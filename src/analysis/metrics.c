@@ -3,6 +3,16 @@
 #include <math.h>
 #include <stdlib.h>
 
+void relevance_per_pixel(const float *R, int C, size_t plane, float *out)
+{
+    for (size_t p = 0; p < plane; p++) {
+        float s = 0;
+        for (int c = 0; c < C; c++)
+            s += R[(size_t)c * plane + p];
+        out[p] = s;
+    }
+}
+
 double metric_mass_accuracy(const float *r, const float *mask, size_t n)
 {
     double in = 0, all = 0;

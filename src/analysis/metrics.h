@@ -8,6 +8,9 @@
 
 #include <stddef.h>
 
+/* Per-pixel relevance: the sum over the C channel planes of R (C, plane). */
+void relevance_per_pixel(const float *R, int C, size_t plane, float *out);
+
 /* Positive relevance inside the mask / all positive relevance (negatives clamped to 0). */
 double metric_mass_accuracy(const float *r, const float *mask, size_t n);
 /* With K = mask size: the share of the K highest-relevance pixels that are in the mask. */

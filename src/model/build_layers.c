@@ -340,6 +340,20 @@ static int transpose_weights(glrp_layer *L, glrp_error *err)
     return 0;
 }
 
+/* A dense layer from x (N, fin) with weights W, stored [in, out] when transposed. */
+static glrp_layer *new_dense(importer *im, const value *x, int64_t fin, int64_t fout,
+                             const const_tensor *W, int transposed, glrp_error *err)
+{
+    glrp_layer *L = new_layer(im, OP_DENSE, &x->tensor, 1, 1, &fout, err);
+    if (!L)
+        return NULL;
+    L->lin.cin = (int)fin, L->lin.cout = (int)fout, L->lin.groups = 1;
+    L->lin.kh = L->lin.kw = 1;
+    if (finish_linear(im, L, W, NULL, err) || (transposed && transpose_weights(L, err)))
+        return NULL;
+    return L;
+}
+
 /* Gemm: Y = alpha * A' B' + beta * C with A the (N, F) activation. */
 static int build_gemm(importer *im, glrp_error *err)
 {
@@ -364,17 +378,10 @@ static int build_gemm(importer *im, glrp_error *err)
     if (fin != t->dims[0])
         return imp_node_error(im, err, GLRP_ERR_INPUT, "B expects %lld features, the input "
                               "has %lld", (long long)fin, (long long)t->dims[0]);
-    int64_t dims[1] = {fout};
-    glrp_layer *L = new_layer(im, OP_DENSE, &a->tensor, 1, 1, dims, err);
+    glrp_layer *L = new_dense(im, a, fin, fout, &bw->c, !transB, err);
     if (!L)
         return err->code;
-    L->lin.cin = (int)fin, L->lin.cout = (int)fout, L->lin.groups = 1;
-    L->lin.kh = L->lin.kw = 1;
-    if (finish_linear(im, L, &bw->c, NULL, err))
-        return err->code;
-    /* Store W as [out, in], scaled by alpha. */
-    if (!transB && transpose_weights(L, err))
-        return err->code;
+    /* Scale W (now [out, in]) by alpha. */
     for (size_t k = 0; k < L->lin.wsize; k++)
         L->lin.W[k] *= alpha;
     if (c) {
@@ -399,15 +406,7 @@ static int build_matmul(importer *im, glrp_error *err)
         return imp_node_error(im, err, GLRP_ERR_INPUT, "MatMul of a rank-%d activation with a "
                               "(%lld, %lld) matrix is not supported", t->rank + 1,
                               (long long)bw->c.dims[0], (long long)bw->c.dims[1]);
-    int64_t fin = bw->c.dims[0], fout = bw->c.dims[1];
-    glrp_layer *L = new_layer(im, OP_DENSE, &a->tensor, 1, 1, &fout, err);
-    if (!L)
-        return err->code;
-    L->lin.cin = (int)fin, L->lin.cout = (int)fout, L->lin.groups = 1;
-    L->lin.kh = L->lin.kw = 1;
-    if (finish_linear(im, L, &bw->c, NULL, err))
-        return err->code;
-    return transpose_weights(L, err);
+    return new_dense(im, a, bw->c.dims[0], bw->c.dims[1], &bw->c, 1, err) ? 0 : err->code;
 }
 
 /* ---------------------------------------------------------- BatchNorm --- */

@@ -477,17 +477,6 @@ static void class_probs(const run_state *st, const float *z, float *p)
         p[k] = (float)(exp(z[k] - mx) / sum);
 }
 
-/* Total relevance per pixel: the sum over the C channel planes of r. */
-static void channel_sum(const float *r, int C, size_t plane, float *out)
-{
-    for (size_t e = 0; e < plane; e++) {
-        float sum = 0;
-        for (int c = 0; c < C; c++)
-            sum += r[(size_t)c * plane + e];
-        out[e] = sum;
-    }
-}
-
 /* Per tile: does relevance pile up at the tile border (padding), avoid inputs equal to 0
  * (rules that multiply by the input), or land on nodata-filled pixels? */
 static void artifact_indicators(run_state *st, int s)
@@ -495,7 +484,7 @@ static void artifact_indicators(run_state *st, int s)
     const size_t tile = (size_t)st->th * st->tw, in = (size_t)st->C * tile;
     const float *R = st->batch_r + (size_t)s * in, *x = st->batch_x + (size_t)s * in;
     const uint8_t *valid = st->batch_valid + (size_t)s * tile;
-    channel_sum(R, st->C, tile, st->tile_rp);
+    relevance_per_pixel(R, st->C, tile, st->tile_rp);
     int k = st->th / 16 > 1 ? st->th / 16 : 1;
     stat_add(&st->art_border, metric_border_ratio(st->tile_rp, st->th, st->tw, k));
     stat_add(&st->art_zero, metric_zero_input_share(R, x, in));
@@ -572,7 +561,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
             if (p == 0)
                 artifact_indicators(st, s);
             if (rel) { /* total relevance of class p for tile s */
-                channel_sum(st->batch_r + (size_t)s * in, st->C, tile,
+                relevance_per_pixel(st->batch_r + (size_t)s * in, st->C, tile,
                             rel + ((size_t)s * passes + p) * tile);
             }
         }
@@ -590,13 +579,13 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
         float *v = st->tile_vals;
         if (passes == 1 && j->target != TARGET_ALL) {
             const float *r = st->batch_r + (size_t)s * in;
-            channel_sum(r, st->C, tile, v);
+            relevance_per_pixel(r, st->C, tile, v);
             memcpy(v + tile, r, in * sizeof *v);
         } else if (passes >= 1) {
             if (rel)
                 memcpy(v, rel + (size_t)s * passes * tile, (size_t)passes * tile * sizeof *v);
             else /* target all with one class: its total */
-                channel_sum(st->batch_r + (size_t)s * in, st->C, tile, v);
+                relevance_per_pixel(st->batch_r + (size_t)s * in, st->C, tile, v);
         }
         if (st->want_classes) {
             class_probs(st, st->batch_s + (size_t)s * st->K, probs);

@@ -10,6 +10,7 @@
 
 #include "analysis/eval.h"
 #include "cli/rules_opts.h"
+#include "io/json_file.h"
 #include "io/npy.h"
 #include "io/tmpfile.h"
 #include "synth/synth.h"
@@ -198,12 +199,22 @@ static int read_all(const char *path, float **out, npy_reader *r, glrp_error *er
 
 static int write_outputs(const eval_opts *o, json_t *doc, const char *md_text, glrp_error *err)
 {
-    if (o->json && json_dump_file(doc, o->json, JSON_INDENT(2) | JSON_REAL_PRECISION(6)))
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", o->json);
+    int rc;
+    if (o->json && (rc = json_write_atomic(o->json, doc, err)))
+        return rc;
     if (o->md) {
-        FILE *f = fopen(o->md, "w");
-        if (!f || fputs(md_text, f) == EOF || fclose(f) != 0)
-            return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", o->md);
+        char *tmp;
+        FILE *f;
+        if ((rc = tmpfile_create(o->md, &tmp, &f, err)))
+            return rc;
+        if (fputs(md_text, f) == EOF) {
+            tmpfile_discard(f, tmp);
+            rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", o->md);
+        } else {
+            rc = tmpfile_commit(f, tmp, o->md, err);
+        }
+        free(tmp);
+        return rc;
     } else {
         fputs(md_text, stdout);
     }

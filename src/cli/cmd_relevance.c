@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/rules_opts.h"
+#include "io/json_file.h"
 #include "io/npy.h"
 #include "io/tmpfile.h"
 #include "util/error.h"
@@ -251,20 +252,7 @@ static int write_report(const options *o, const glrp_model *m, const glrp_sample
                                 : json_null());
     json_object_set_new(root, "samples", samples);
 
-    char *tmp;
-    FILE *f;
-    int rc = tmpfile_create(o->report, &tmp, &f, err);
-    if (!rc) {
-        if (json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) != 0 ||
-            fputc('\n', f) == EOF) {
-            fclose(f);
-            unlink(tmp);
-            rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write report", o->report);
-        } else {
-            rc = tmpfile_commit(f, tmp, o->report, err);
-        }
-        free(tmp);
-    }
+    int rc = json_write_atomic(o->report, root, err);
     json_decref(root);
     return rc;
 }

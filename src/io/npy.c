@@ -311,10 +311,10 @@ int npy_commit(npy_writer *w, glrp_error *err)
 
 void npy_abort(npy_writer *w)
 {
-    if (w->f)
-        fclose(w->f);
     if (w->tmp)
-        unlink(w->tmp);
+        tmpfile_discard(w->f, w->tmp);
+    else if (w->f)
+        fclose(w->f);
     free(w->tmp);
     free(w->path);
     memset(w, 0, sizeof *w);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
 #include "util/error.h"
 
 int path_exists(const char *path)
@@ -40,6 +41,7 @@ int tmpfile_create(const char *path, char **tmp_path, FILE **f, glrp_error *err)
         free(tmp);
         return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot open output", path);
     }
+    cleanup_register(tmp);
     *tmp_path = tmp;
     return 0;
 }
@@ -56,10 +58,19 @@ int tmpfile_commit(FILE *f, const char *tmp_path, const char *path, glrp_error *
         bad = 1;
         e = errno;
     }
+    cleanup_release(tmp_path);
     if (bad) {
         unlink(tmp_path);
         return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write output: %s", path,
                          strerror(e));
     }
     return 0;
+}
+
+void tmpfile_discard(FILE *f, const char *tmp_path)
+{
+    if (f)
+        fclose(f);
+    unlink(tmp_path);
+    cleanup_release(tmp_path);
 }

@@ -14,6 +14,8 @@
 int tmpfile_create(const char *path, char **tmp_path, FILE **f, glrp_error *err);
 /* Flushes, syncs and closes f, then renames tmp_path to path. Removes tmp_path on failure. */
 int tmpfile_commit(FILE *f, const char *tmp_path, const char *path, glrp_error *err);
+/* Closes f and removes the temporary (an output abandoned on error). */
+void tmpfile_discard(FILE *f, const char *tmp_path);
 /* Whether path exists (any kind of file). */
 int path_exists(const char *path);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -75,6 +76,7 @@ int out_create(out_raster *o, const char *path, const scene *s, int bands, GDALD
     opts = CSLSetNameValue(opts, "INTERLEAVE", "BAND");
     opts = CSLSetNameValue(opts, "BIGTIFF", "IF_SAFER");
     CPLErrorReset();
+    cleanup_register(o->tmp_path);
     o->ds = GDALCreate(drv, o->tmp_path, o->width, o->height, bands, type, opts);
     CSLDestroy(opts);
     if (!o->ds) {
@@ -205,6 +207,7 @@ int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err
         out_abort(o);
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
+    cleanup_register(cog_tmp);
     char **opts = NULL;
     opts = CSLSetNameValue(opts, "COMPRESS", "DEFLATE");
     opts = CSLSetNameValue(opts, "PREDICTOR", "YES");
@@ -252,10 +255,14 @@ void out_abort(out_raster *o)
 {
     if (o->ds)
         GDALClose(o->ds);
-    if (o->tmp_path)
+    if (o->tmp_path) {
         VSIUnlink(o->tmp_path);
-    if (o->cog_tmp)
+        cleanup_release(o->tmp_path);
+    }
+    if (o->cog_tmp) {
         VSIUnlink(o->cog_tmp); /* after a commit it is gone already */
+        cleanup_release(o->cog_tmp);
+    }
     free(o->cog_tmp);
     CSLDestroy(o->categories);
     free(o->path), free(o->tmp_path), free(o->sum), free(o->sum2), free(o->vmin),

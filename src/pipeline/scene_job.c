@@ -13,6 +13,7 @@
 
 #include "analysis/band_stats.h"
 #include "analysis/metrics.h"
+#include "io/json_file.h"
 #include "io/tmpfile.h"
 #include "mosaic/accum.h"
 #include "mosaic/output.h"
@@ -883,23 +884,6 @@ static json_t *report_json(run_state *st, double t_total)
     return root;
 }
 
-static int write_json(const char *path, json_t *root, glrp_error *err)
-{
-    char *tmp;
-    FILE *f;
-    int rc = tmpfile_create(path, &tmp, &f, err);
-    if (rc)
-        return rc;
-    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) || fputc('\n', f) == EOF) {
-        fclose(f);
-        unlink(tmp);
-        free(tmp);
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", path);
-    }
-    rc = tmpfile_commit(f, tmp, path, err);
-    free(tmp);
-    return rc;
-}
 
 static int write_band_outputs(run_state *st, glrp_error *err)
 {
@@ -933,7 +917,7 @@ static int write_band_outputs(run_state *st, glrp_error *err)
         json_array_append_new(w, json_string(st->warnings[k]));
     json_object_set_new(doc, "warnings", w);
     if (j->bands_json)
-        rc = write_json(j->bands_json, doc, err);
+        rc = json_write_atomic(j->bands_json, doc, err);
     json_decref(doc);
     if (!rc && j->bands_csv)
         rc = band_stats_write_csv(&st->bs, j->bands_csv, err);
@@ -1017,7 +1001,7 @@ static int finish(run_state *st, double t_start, glrp_error *err)
     st->t_write += now() - t0;
     if (j->report) {
         json_t *root = report_json(st, now() - t_start);
-        rc = root ? write_json(j->report, root, err)
+        rc = root ? json_write_atomic(j->report, root, err)
                   : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         json_decref(root);
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/json_file.h"
 #include "io/npy.h"
 #include "io/tmpfile.h"
 #include "util/error.h"
@@ -176,8 +177,8 @@ int synth_write(const synth_variant *v, const synth_params *p, int count, int n_
                                  "at_border", v->at_border, "signal_bands", v->signal_bands,
                                  "class_1", (json_int_t)ones, "generator",
                                  "geolrp synth " GEOLRP_VERSION);
-        if (!meta || json_dump_file(meta, pj, JSON_INDENT(2)) != 0)
-            rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", pj);
+        rc = meta ? json_write_atomic(pj, meta, err)
+                  : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         json_decref(meta);
     }
     npy_abort(&wx), npy_abort(&wm), npy_abort(&wl);

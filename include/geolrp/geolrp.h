@@ -38,6 +38,9 @@ typedef struct glrp_model glrp_model;
 
 /* Loads an ONNX model and plans it for batches of at most max_batch samples. */
 int glrp_model_load(const char *path, int max_batch, glrp_model **out, glrp_error *err);
+/* The same from bytes in memory; name appears in error messages. */
+int glrp_model_load_memory(const void *data, size_t len, const char *name, int max_batch,
+                           glrp_model **out, glrp_error *err);
 void glrp_model_free(glrp_model *m);
 
 /* Per-sample input shape (without the batch axis): rank 1 (F) or 3 (C, H, W). */

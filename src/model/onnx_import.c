@@ -231,11 +231,13 @@ static int add_input(importer *im, glrp_error *err)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: input '%s' has rank %d; geolrp takes "
                          "(N, F) or (N, C, H, W)", im->path, in->name, rank);
     struct glrp_model *m = im->m;
-    glrp_tensor *t = &m->tensors[m->n_tensors];
+    const int index = m->n_tensors;
+    glrp_tensor *t = &m->tensors[index];
     memset(t, 0, sizeof *t);
     t->name = glrp_strdup(in->name);
     if (!t->name)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    m->n_tensors++; /* owned by the model from here on, also on the error paths below */
     t->rank = rank - 1;
     t->numel = 1;
     t->producer = -1;
@@ -260,8 +262,8 @@ static int add_input(importer *im, glrp_error *err)
     if (!v)
         return err->code;
     v->kind = VAL_ACT;
-    v->tensor = m->n_tensors;
-    m->input = m->n_tensors++;
+    v->tensor = index;
+    m->input = index;
     return 0;
 }
 
@@ -394,28 +396,21 @@ static int import_model(importer *im, const Onnx__ModelProto *mp, glrp_error *er
     return 0;
 }
 
-int glrp_model_load(const char *path, int max_batch, glrp_model **out, glrp_error *err)
+int glrp_model_load_memory(const void *data, size_t len, const char *name, int max_batch,
+                           glrp_model **out, glrp_error *err)
 {
     *out = NULL;
     if (max_batch < 1)
         return glrp_fail(err, GLRP_ERR_INPUT, "batch size must be at least 1 (got %d)",
                          max_batch);
+    if (len == 0)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: empty file, not an ONNX model", name);
     /* geolrp parallelises over samples; BLAS inside stays single-threaded (deterministic). */
     openblas_set_num_threads(1);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = read_file(path, &buf, &len, err);
-    if (rc)
-        return rc;
-    if (len == 0) {
-        free(buf);
-        return glrp_fail(err, GLRP_ERR_INPUT, "%s: empty file, not an ONNX model", path);
-    }
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
-    free(buf);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
     if (!mp)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: not a valid ONNX model (protobuf decoding "
-                         "failed: the file is truncated, corrupt or not ONNX)", path);
+                         "failed: the file is truncated, corrupt or not ONNX)", name);
     struct glrp_model *m = glrp_alloc(1, sizeof *m);
     if (!m) {
         onnx__model_proto__free_unpacked(mp, NULL);
@@ -423,9 +418,10 @@ int glrp_model_load(const char *path, int max_batch, glrp_model **out, glrp_erro
     }
     m->max_batch = max_batch;
     m->input = m->output = -1;
-    m->path = glrp_strdup(path);
-    importer im = {.m = m, .path = path};
-    rc = m->path ? import_model(&im, mp, err) : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    m->path = glrp_strdup(name);
+    importer im = {.m = m, .path = name};
+    int rc = m->path ? import_model(&im, mp, err)
+                     : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     free_values(&im);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (!rc)
@@ -438,4 +434,17 @@ int glrp_model_load(const char *path, int max_batch, glrp_model **out, glrp_erro
     }
     *out = m;
     return 0;
+}
+
+int glrp_model_load(const char *path, int max_batch, glrp_model **out, glrp_error *err)
+{
+    *out = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &buf, &len, err);
+    if (rc)
+        return rc;
+    rc = glrp_model_load_memory(buf, len, path, max_batch, out, err);
+    free(buf);
+    return rc;
 }

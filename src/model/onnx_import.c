@@ -18,8 +18,16 @@
 
 /* ---------------------------------------------------------------- values --- */
 
+/* A ValueInfo's name; protobuf-c leaves an absent optional string NULL. */
+static const char *vi_name(const Onnx__ValueInfoProto *v)
+{
+    return v->name ? v->name : "";
+}
+
 value *imp_find(importer *im, const char *name)
 {
+    if (!name)
+        return NULL;
     for (int k = im->n_vals - 1; k >= 0; k--)
         if (strcmp(im->vals[k].name, name) == 0)
             return &im->vals[k];
@@ -208,7 +216,7 @@ static int add_input(importer *im, glrp_error *err)
     const Onnx__ValueInfoProto *in = NULL;
     int count = 0;
     for (size_t k = 0; k < g->n_input; k++) {
-        if (imp_find(im, g->input[k]->name))
+        if (imp_find(im, vi_name(g->input[k])))
             continue;
         in = g->input[k];
         count++;
@@ -220,21 +228,21 @@ static int add_input(importer *im, glrp_error *err)
     const Onnx__TypeProto *tp = in->type;
     if (!tp || !tp->tensor_type || !tp->tensor_type->shape)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: input '%s' has no tensor shape", im->path,
-                         in->name);
+                         vi_name(in));
     const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
     if (tp->tensor_type->has_elem_type && tp->tensor_type->elem_type != 1)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: input '%s' has element type %d; geolrp "
-                         "needs float32 (type 1)", im->path, in->name,
+                         "needs float32 (type 1)", im->path, vi_name(in),
                          tp->tensor_type->elem_type);
     int rank = (int)sh->n_dim;
     if (rank != 2 && rank != 4)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: input '%s' has rank %d; geolrp takes "
-                         "(N, F) or (N, C, H, W)", im->path, in->name, rank);
+                         "(N, F) or (N, C, H, W)", im->path, vi_name(in), rank);
     struct glrp_model *m = im->m;
     const int index = m->n_tensors;
     glrp_tensor *t = &m->tensors[index];
     memset(t, 0, sizeof *t);
-    t->name = glrp_strdup(in->name);
+    t->name = glrp_strdup(vi_name(in));
     if (!t->name)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     m->n_tensors++; /* owned by the model from here on, also on the error paths below */
@@ -250,15 +258,15 @@ static int add_input(importer *im, glrp_error *err)
             d->dim_value <= 0)
             return glrp_fail(err, GLRP_ERR_INPUT, "%s: input '%s' dimension %d is symbolic or "
                              "not positive; only the batch axis may be dynamic", im->path,
-                             in->name, k);
+                             vi_name(in), k);
         t->dims[k - 1] = d->dim_value;
         size_t n;
         if (!glrp_mul_ok(t->numel, (size_t)d->dim_value, &n) || n > GLRP_MAX_ELEMENTS)
             return glrp_fail(err, GLRP_ERR_INPUT, "%s: input '%s' is absurdly large", im->path,
-                             in->name);
+                             vi_name(in));
         t->numel = n;
     }
-    value *v = imp_define(im, in->name, err);
+    value *v = imp_define(im, vi_name(in), err);
     if (!v)
         return err->code;
     v->kind = VAL_ACT;
@@ -278,7 +286,7 @@ int imp_uses(const importer *im, const char *name)
             if (strcmp(g->node[k]->input[j], name) == 0)
                 uses++;
     for (size_t k = 0; k < g->n_output; k++)
-        if (strcmp(g->output[k]->name, name) == 0)
+        if (strcmp(vi_name(g->output[k]), name) == 0)
             uses++;
     return uses;
 }
@@ -332,10 +340,10 @@ static int set_output(importer *im, glrp_error *err)
     if (g->n_output != 1)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: the graph has %zu outputs; geolrp explains "
                          "models with exactly one output", im->path, g->n_output);
-    value *v = imp_find(im, g->output[0]->name);
+    value *v = imp_find(im, vi_name(g->output[0]));
     if (!v || v->kind != VAL_ACT)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: output '%s' does not depend on the input",
-                         im->path, g->output[0]->name);
+                         im->path, vi_name(g->output[0]));
     im->m->output = v->tensor;
     im->m->final_softmax = v->is_softmax;
     if (im->m->output == im->m->input)

@@ -5,6 +5,7 @@
  * the engine never sees it.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,16 @@ void const_free(const_tensor *c)
 
 int64_t const_get_i(const const_tensor *c, size_t k)
 {
-    return c->type == CT_I64 ? c->i[k] : (int64_t)c->f[k];
+    if (c->type == CT_I64)
+        return c->i[k];
+    /* Converting NaN, infinities or huge floats to an integer is undefined: clamp them to
+     * values every shape check rejects. */
+    float f = c->f[k];
+    if (!(f > -9.0e15f))
+        return f < 0 ? INT64_MIN / 2 : 0;
+    if (!(f < 9.0e15f))
+        return INT64_MAX / 2;
+    return (int64_t)f;
 }
 
 float const_get_f(const const_tensor *c, size_t k)
@@ -563,10 +573,19 @@ static int fold_binary(importer *im, char op, glrp_error *err)
             float x = const_get_f(&a->c, ia), y = const_get_f(&b->c, ib);
             c->f[e] = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
         } else {
-            int64_t x = const_get_i(&a->c, ia), y = const_get_i(&b->c, ib);
-            if (op == '/' && y == 0)
-                return imp_node_error(im, err, GLRP_ERR_INPUT, "integer division by zero");
-            c->i[e] = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
+            int64_t x = const_get_i(&a->c, ia), y = const_get_i(&b->c, ib), r = 0;
+            int overflow = 0;
+            if (op == '/' && (y == 0 || (x == INT64_MIN && y == -1)))
+                return imp_node_error(im, err, GLRP_ERR_INPUT, "integer division by zero or "
+                                      "overflow");
+            if (op == '+') overflow = __builtin_add_overflow(x, y, &r);
+            else if (op == '-') overflow = __builtin_sub_overflow(x, y, &r);
+            else if (op == '*') overflow = __builtin_mul_overflow(x, y, &r);
+            else r = x / y;
+            if (overflow)
+                return imp_node_error(im, err, GLRP_ERR_INPUT, "integer overflow in constant "
+                                      "arithmetic");
+            c->i[e] = r;
         }
     }
     return 0;

@@ -72,6 +72,9 @@ typedef enum {
 } glrp_rule_kind;
 
 typedef enum { GLRP_INIT_LOGIT = 0, GLRP_INIT_ONE, GLRP_INIT_PROB } glrp_init;
+/* "logit", "one", "prob" <-> glrp_init; parse returns non-zero for anything else. */
+int glrp_init_parse(const char *name, glrp_init *out);
+const char *glrp_init_name(glrp_init init);
 typedef enum { GLRP_MAXPOOL_WTA = 0, GLRP_MAXPOOL_PROPORTIONAL } glrp_maxpool_mode;
 
 /* A rule with its parameters, as one linear layer uses it. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analysis/metrics.h"
 #include "io/tmpfile.h"
 #include "util/error.h"
 
@@ -51,38 +52,6 @@ void band_stats_add_pixel(band_stats *b, int cls, const float *r, size_t stride)
     }
 }
 
-/* Average ranks, 1 = largest. */
-static void ranks_desc(const double *v, int n, double *rank)
-{
-    for (int i = 0; i < n; i++) {
-        int greater = 0, equal = 0;
-        for (int j = 0; j < n; j++) {
-            if (v[j] > v[i]) greater++;
-            else if (v[j] == v[i]) equal++;
-        }
-        rank[i] = greater + (equal + 1) / 2.0;
-    }
-}
-
-double spearman(const double *a, const double *b, int n)
-{
-    if (n < 2)
-        return NAN;
-    double ra[n], rb[n], ma = 0, mb = 0;
-    ranks_desc(a, n, ra);
-    ranks_desc(b, n, rb);
-    for (int i = 0; i < n; i++)
-        ma += ra[i], mb += rb[i];
-    ma /= n, mb /= n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int i = 0; i < n; i++) {
-        sab += (ra[i] - ma) * (rb[i] - mb);
-        saa += (ra[i] - ma) * (ra[i] - ma);
-        sbb += (rb[i] - mb) * (rb[i] - mb);
-    }
-    return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : NAN;
-}
-
 static double total_abs(const band_acc *a, int C)
 {
     double t = 0;
@@ -97,7 +66,7 @@ static json_t *bands_array(const band_stats *b, const band_acc *a, long long pix
     double total = total_abs(a, b->C), abs_v[b->C], rank[b->C];
     for (int c = 0; c < b->C; c++)
         abs_v[c] = a[c].abs;
-    ranks_desc(abs_v, b->C, rank);
+    ranks_desc_d(abs_v, (size_t)b->C, rank);
     json_t *arr = json_array();
     for (int c = 0; c < b->C; c++) {
         json_t *e = json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "index", c + 1,
@@ -121,7 +90,7 @@ json_t *band_stats_json(const band_stats *b, double *rho)
             occl[c] = b->occl_sum[c] / (double)b->occl_tiles;
             abs_v[c] = b->all[c].abs;
         }
-        *rho = spearman(abs_v, occl, b->C);
+        *rho = spearman_d(abs_v, occl, (size_t)b->C);
     }
     const double *o = b->occlusion && b->occl_tiles > 0 ? occl : NULL;
     json_t *root = json_object();

@@ -34,9 +34,6 @@ void band_stats_free(band_stats *b);
 /* One valid pixel: its class and per-band relevance r[c * stride]. */
 void band_stats_add_pixel(band_stats *b, int cls, const float *r, size_t stride);
 
-/* Spearman rank correlation (average ranks for ties); NaN when undefined. */
-double spearman(const double *a, const double *b, int n);
-
 /* The JSON document (caller adds run details); the Spearman value is stored in *rho. */
 json_t *band_stats_json(const band_stats *b, double *rho);
 int band_stats_write_csv(const band_stats *b, const char *path, glrp_error *err);

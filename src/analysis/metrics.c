@@ -104,12 +104,27 @@ double metric_aopc(const double *f, int steps)
     return s / (steps + 1);
 }
 
-static void average_ranks(const float *v, size_t n, double *rank)
+static const double *g_sort_d;
+
+static int by_value_desc_d(const void *a, const void *b)
 {
-    int *order = malloc(n * sizeof *order);
+    int i = *(const int *)a, j = *(const int *)b;
+    double vi = g_sort_d[i], vj = g_sort_d[j];
+    if (vi > vj) return -1;
+    if (vi < vj) return 1;
+    return (i > j) - (i < j);
+}
+
+void ranks_desc_d(const double *v, size_t n, double *rank)
+{
+    int *order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
         return;
-    metric_order_desc(v, n, order);
+    for (size_t p = 0; p < n; p++)
+        order[p] = (int)p;
+    g_sort_d = v;
+    qsort(order, n, sizeof *order, by_value_desc_d);
+    g_sort_d = NULL;
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j + 1 < n && v[order[j + 1]] == v[order[i]])
@@ -122,7 +137,7 @@ static void average_ranks(const float *v, size_t n, double *rank)
     free(order);
 }
 
-double metric_spearman(const float *a, const float *b, size_t n)
+double spearman_d(const double *a, const double *b, size_t n)
 {
     if (n < 2)
         return NAN;
@@ -131,8 +146,8 @@ double metric_spearman(const float *a, const float *b, size_t n)
         free(ra), free(rb);
         return NAN;
     }
-    average_ranks(a, n, ra);
-    average_ranks(b, n, rb);
+    ranks_desc_d(a, n, ra);
+    ranks_desc_d(b, n, rb);
     double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
     for (size_t i = 0; i < n; i++)
         ma += ra[i], mb += rb[i];
@@ -144,6 +159,19 @@ double metric_spearman(const float *a, const float *b, size_t n)
     }
     free(ra), free(rb);
     return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : NAN;
+}
+
+double metric_spearman(const float *a, const float *b, size_t n)
+{
+    double *da = malloc((n ? n : 1) * sizeof *da), *db = malloc((n ? n : 1) * sizeof *db);
+    double rho = NAN;
+    if (da && db) {
+        for (size_t i = 0; i < n; i++)
+            da[i] = a[i], db[i] = b[i];
+        rho = spearman_d(da, db, n);
+    }
+    free(da), free(db);
+    return rho;
 }
 
 void stat_add(stat_acc *s, double v)

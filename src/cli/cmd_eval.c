@@ -139,10 +139,8 @@ static int parse(int argc, char **argv, eval_opts *o)
             else return usage_error("eval", "--target: '%s' is not predicted or label", optarg);
             break;
         case OPT_INIT:
-            if (!strcmp(optarg, "logit")) j->init = GLRP_INIT_LOGIT;
-            else if (!strcmp(optarg, "one")) j->init = GLRP_INIT_ONE;
-            else if (!strcmp(optarg, "prob")) j->init = GLRP_INIT_PROB;
-            else return usage_error("eval", "--init: '%s' is not one, logit or prob", optarg);
+            if (glrp_init_parse(optarg, &j->init))
+                return usage_error("eval", "--init: '%s' is not one, logit or prob", optarg);
             break;
         case OPT_BORDER: if (arg_int("--border", optarg, 1, 1 << 14, &v)) return EXIT_USAGE; j->border = (int)v; break;
         case OPT_STEPS: if (arg_int("--steps", optarg, 1, 1000, &v)) return EXIT_USAGE; j->steps = (int)v; break;

@@ -146,22 +146,14 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
             break;
         case OPT_TARGET: {
             j->target_set = 1;
-            char *end;
-            long k = strtol(optarg, &end, 10);
-            if (!strcmp(optarg, "predicted")) j->target = TARGET_PREDICTED;
-            else if (!strcmp(optarg, "all")) j->target = TARGET_ALL;
-            else if (*end == '\0' && end != optarg) {
-                if (k < 0) return usage_error(cmd, "--target: %ld is negative", k);
-                j->target = TARGET_INDEX, j->target_index = (int)k;
-            } else j->target = TARGET_NAME, j->target_name = optarg;
+            if (scene_target_parse(j, optarg))
+                return usage_error(cmd, "--target: %s is negative", optarg);
             break;
         }
         case OPT_INIT:
             j->init_set = 1;
-            if (!strcmp(optarg, "logit")) j->init = GLRP_INIT_LOGIT;
-            else if (!strcmp(optarg, "one")) j->init = GLRP_INIT_ONE;
-            else if (!strcmp(optarg, "prob")) j->init = GLRP_INIT_PROB;
-            else return usage_error(cmd, "--init: '%s' is not one, logit or prob", optarg);
+            if (glrp_init_parse(optarg, &j->init))
+                return usage_error(cmd, "--init: '%s' is not one, logit or prob", optarg);
             break;
         case OPT_CLASS_MAP: j->class_map = optarg; break;
         case OPT_SCORES: j->scores = optarg; break;

@@ -93,11 +93,9 @@ static int parse(int argc, char **argv, options *o)
                 o->target = (int)v;
             break;
         case OPT_INIT:
-            if (!strcmp(optarg, "logit")) o->init = GLRP_INIT_LOGIT;
-            else if (!strcmp(optarg, "one")) o->init = GLRP_INIT_ONE;
-            else if (!strcmp(optarg, "prob")) o->init = GLRP_INIT_PROB;
-            else return usage_error("relevance", "--init: '%s' is not one, logit or prob",
-                                    optarg);
+            if (glrp_init_parse(optarg, &o->init))
+                return usage_error("relevance", "--init: '%s' is not one, logit or prob",
+                                   optarg);
             break;
         case OPT_BATCH:
             if (arg_int("--batch", optarg, 1, 1 << 20, &o->batch))
@@ -220,7 +218,6 @@ static json_t *rules_json(const glrp_model *m, const options *o)
 static int write_report(const options *o, const glrp_model *m, const glrp_sample_stats *st,
                         size_t n, glrp_error *err)
 {
-    static const char *inits[] = {"logit", "one", "prob"};
     json_t *root = json_object(), *samples = json_array();
     double ratio_sum = 0, ratio_min = INFINITY, ratio_max = -INFINITY;
     size_t counted = 0;
@@ -243,7 +240,7 @@ static int write_report(const options *o, const glrp_model *m, const glrp_sample
     json_object_set_new(root, "model", json_string(o->model));
     json_object_set_new(root, "input", json_string(o->input));
     json_object_set_new(root, "rules", rules_json(m, o));
-    json_object_set_new(root, "init", json_string(inits[o->init]));
+    json_object_set_new(root, "init", json_string(glrp_init_name(o->init)));
     json_object_set_new(root, "target", o->target == GLRP_TARGET_PREDICTED
                                             ? json_string("predicted") : json_integer(o->target));
     json_object_set_new(root, "conservation",

@@ -27,6 +27,23 @@ const char *glrp_model_metadata(const glrp_model *m, const char *key)
     return NULL;
 }
 
+static const char *const INIT_NAMES[] = {"logit", "one", "prob"};
+
+int glrp_init_parse(const char *name, glrp_init *out)
+{
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(name, INIT_NAMES[k])) {
+            *out = (glrp_init)k;
+            return 0;
+        }
+    return GLRP_ERR_INPUT;
+}
+
+const char *glrp_init_name(glrp_init init)
+{
+    return INIT_NAMES[init];
+}
+
 void glrp_set_threads(int n)
 {
     /* geolrp parallelises over samples itself; BLAS stays single-threaded so that results

@@ -37,6 +37,23 @@ void scene_job_init(scene_job *j)
     j->batch = 16;
 }
 
+int scene_target_parse(scene_job *j, const char *s)
+{
+    char *end;
+    long k = strtol(s, &end, 10);
+    if (!strcmp(s, "predicted"))
+        j->target = TARGET_PREDICTED;
+    else if (!strcmp(s, "all"))
+        j->target = TARGET_ALL;
+    else if (*end == '\0' && end != s) {
+        if (k < 0)
+            return GLRP_ERR_INPUT;
+        j->target = TARGET_INDEX, j->target_index = (int)k;
+    } else
+        j->target = TARGET_NAME, j->target_name = s;
+    return 0;
+}
+
 typedef struct {
     scene_job *job;
     scene sc;
@@ -287,21 +304,13 @@ static int setup(run_state *st, glrp_error *err)
         else return glrp_fail(err, GLRP_ERR_INPUT, "%s: blend '%s' is not hann, uniform or "
                               "center", j->config, st->cfg.blend);
     }
-    if (!j->target_set && st->cfg.target) {
-        char *end;
-        long k = strtol(st->cfg.target, &end, 10);
-        if (!strcmp(st->cfg.target, "predicted")) j->target = TARGET_PREDICTED;
-        else if (!strcmp(st->cfg.target, "all")) j->target = TARGET_ALL;
-        else if (*end == '\0' && end != st->cfg.target) j->target = TARGET_INDEX,
-                                                         j->target_index = (int)k;
-        else j->target = TARGET_NAME, j->target_name = st->cfg.target;
-    }
+    if (!j->target_set && st->cfg.target && scene_target_parse(j, st->cfg.target))
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: target %s is negative", j->config,
+                         st->cfg.target);
     if (!j->init_set && st->cfg.init) {
-        if (!strcmp(st->cfg.init, "logit")) j->init = GLRP_INIT_LOGIT;
-        else if (!strcmp(st->cfg.init, "one")) j->init = GLRP_INIT_ONE;
-        else if (!strcmp(st->cfg.init, "prob")) j->init = GLRP_INIT_PROB;
-        else return glrp_fail(err, GLRP_ERR_INPUT, "%s: init '%s' is not one, logit or prob",
-                              j->config, st->cfg.init);
+        if (glrp_init_parse(st->cfg.init, &j->init))
+            return glrp_fail(err, GLRP_ERR_INPUT, "%s: init '%s' is not one, logit or prob",
+                             j->config, st->cfg.init);
     }
     if ((rc = scene_open(j->scene, j->bands ? j->bands : st->cfg.bands, &st->sc, err)))
         return rc;
@@ -754,7 +763,6 @@ static const char *target_text(const run_state *st, char *buf, size_t size)
 static void set_run_metadata(run_state *st, out_raster *o)
 {
     scene_job *j = st->job;
-    static const char *inits[] = {"logit", "one", "prob"};
     static const char *blends[] = {"hann", "uniform", "center"};
     char buf[4096];
     const char *slash = strrchr(j->model, '/');
@@ -777,7 +785,7 @@ static void set_run_metadata(run_state *st, out_raster *o)
         rules_text(st, buf, sizeof buf);
         out_set_meta(o, "GEOLRP_RULES", buf);
         out_set_meta(o, "GEOLRP_TARGET", target_text(st, buf, sizeof buf));
-        out_set_meta(o, "GEOLRP_INIT", inits[j->init]);
+        out_set_meta(o, "GEOLRP_INIT", glrp_init_name(j->init));
         if (j->rules.low) {
             bounds_text(j->rules.low, j->rules.n_bounds, buf, sizeof buf);
             out_set_meta(o, "GEOLRP_ZBOX_LOW", buf);
@@ -858,8 +866,7 @@ static json_t *report_json(run_state *st, double t_total)
         }
         json_object_set_new(root, "rules", rules);
         json_object_set_new(root, "target", json_string(target_text(st, buf, sizeof buf)));
-        static const char *inits[] = {"logit", "one", "prob"};
-        json_object_set_new(root, "init", json_string(inits[j->init]));
+            json_object_set_new(root, "init", json_string(glrp_init_name(j->init)));
         json_object_set_new(root, "conservation",
                             st->cons_n ? json_pack("{s:f, s:f, s:f, s:I}", "mean",
                                                    st->cons_sum / (double)st->cons_n, "min",

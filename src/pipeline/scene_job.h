@@ -39,6 +39,9 @@ typedef struct {
 } scene_job;
 
 void scene_job_init(scene_job *j);
+/* "predicted", "all", a class index or a class name (resolved against the model later);
+ * non-zero for a negative index. */
+int scene_target_parse(scene_job *j, const char *s);
 int scene_job_run(scene_job *j, glrp_error *err);
 
 #endif

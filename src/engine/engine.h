@@ -8,6 +8,8 @@
 #ifndef GLRP_ENGINE_ENGINE_H
 #define GLRP_ENGINE_ENGINE_H
 
+#include <stdint.h>
+
 #include "model/graph.h"
 
 /* Stabiliser of every rule: v + eps * sgn(v) with sgn(0) = +1. */
@@ -28,8 +30,8 @@ static inline float glrp_stab_div(float r, float z, float eps)
 #define GLRP_NORM_EPS 1e-6f
 
 /* ---- linear.c: dense and convolution as GEMMs ---- */
-/* z = W x (no bias) for n samples; col is scratch of linear_col_floats(L) floats per
- * thread (parallel_threads()). */
+/* z = W x (no bias) for n samples, on the calling thread; col is scratch of
+ * linear_col_floats(L) floats. */
 void linear_forward(const glrp_layer *L, const float *W, const float *x, float *z, int n,
                     float *col);
 /* g = W^T s for n samples (for a convolution: the transposed convolution). */
@@ -37,6 +39,8 @@ void linear_transpose(const glrp_layer *L, const float *W, const float *s, float
                       float *col);
 void linear_add_bias(const glrp_layer *L, const float *b, float *z, int n);
 size_t linear_col_floats(const glrp_layer *L);
+/* Floating-point operations issued to the GEMMs so far (2 M N K per call), for benchmarks. */
+uint64_t linear_flops(void);
 size_t linear_in_numel(const glrp_layer *L);
 size_t linear_out_numel(const glrp_layer *L);
 
@@ -54,7 +58,8 @@ void activation_forward(const glrp_layer *L, const float *x, float *y, size_t co
 void affine_forward(const glrp_layer *L, const float *x, float *y, size_t numel, int n);
 void add_forward(const float *a, const float *b, float *y, size_t count);
 void add_relevance(const float *xk, const float *y, const float *R, float *Rin, size_t count);
-void concat_forward(const struct glrp_model *m, const glrp_layer *L, int n);
+/* Samples [s0, s0 + n) of the model's activations. */
+void concat_forward(const struct glrp_model *m, const glrp_layer *L, int s0, int n);
 void concat_relevance(const struct glrp_model *m, const glrp_layer *L, int k, const float *R,
                       float *Rin, int n);
 void pad_forward(const struct glrp_model *m, const glrp_layer *L, const float *x, float *y,
@@ -63,7 +68,13 @@ void pad_relevance(const struct glrp_model *m, const glrp_layer *L, const float 
                    int n);
 
 /* ---- forward.c ---- */
-/* Runs layers [0, upto) on n samples already in m->act[m->input]. */
+/* Samples are processed in fixed chunks of ENGINE_CHUNK, each chunk through every layer on
+ * one thread with single-threaded BLAS: threads never split a sample's arithmetic, so
+ * results are bit-identical for any thread count, and there is no barrier per layer. */
+#define ENGINE_CHUNK 4
+int engine_chunks(int n);
+/* Runs layers [0, upto) on n samples already in m->act[m->input]; m->col must hold
+ * m->col_floats floats per thread. */
 void engine_forward(struct glrp_model *m, int n, int upto);
 
 /* ---- rules (rules/ *.c): relevance through one linear layer ---- */

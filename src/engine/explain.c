@@ -52,11 +52,21 @@ void glrp_set_threads(int n)
     parallel_set_threads(n);
 }
 
-/* Convolution scratch for every thread. */
+/* Convolution scratch: m->col_floats floats for every thread. */
 static int ensure_scratch(glrp_model *m, glrp_error *err)
 {
-    size_t need = m->col_floats * (size_t)parallel_threads();
-    if (need <= m->col_capacity)
+    size_t per_thread = 0, need;
+    for (int k = 0; k < m->n_layers; k++) {
+        size_t c = linear_col_floats(&m->layers[k]);
+        per_thread = c > per_thread ? c : per_thread;
+    }
+    if (!glrp_mul_ok(per_thread, (size_t)parallel_threads(), &need) ||
+        (double)need * sizeof(float) > GLRP_MAX_PLAN_BYTES)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: convolution scratch for %d threads exceeds "
+                         "%.0f GiB", m->path, parallel_threads(),
+                         GLRP_MAX_PLAN_BYTES / (1 << 30));
+    m->col_floats = per_thread;
+    if (need <= m->col_capacity && m->col)
         return 0;
     float *col = realloc(m->col, (need ? need : 1) * sizeof *col);
     if (!col)
@@ -151,18 +161,21 @@ static int bounds_at_layers(glrp_model *m, const glrp_rules *r, const glrp_rule 
 
 /* ------------------------------------------------------ relevance pass --- */
 
-/* Relevance for input k of layer L, written to Rin. */
+/* Relevance for input k of layer L on samples [s0, s0 + n), written to Rin. */
 static int layer_relevance(glrp_model *m, const glrp_layer *L, int k, const glrp_rule *rule,
-                           const layer_bounds *b, int n, float *Rin)
+                           const layer_bounds *b, int s0, int n, float *Rin, float *col)
 {
-    const float *x = m->act[L->in[k]], *y = m->act[L->out], *R = m->rel[L->out];
-    const size_t count = (size_t)n * m->tensors[L->in[k]].numel;
+    const size_t in_numel = m->tensors[L->in[k]].numel, out_numel = m->tensors[L->out].numel;
+    const float *x = m->act[L->in[k]] + (size_t)s0 * in_numel;
+    const float *y = m->act[L->out] + (size_t)s0 * out_numel;
+    const float *R = m->rel[L->out] + (size_t)s0 * out_numel;
+    const size_t count = (size_t)n * in_numel;
     switch (L->kind) {
     case OP_DENSE:
     case OP_CONV: {
         int idx = (int)(L - m->layers);
         rule_ctx c = {m, L, *rule, n, x, y, R, Rin, b->low ? b->low[idx] : NULL,
-                      b->high ? b->high[idx] : NULL, m->col};
+                      b->high ? b->high[idx] : NULL, col};
         return rule_apply(&c);
     }
     case OP_AFFINE:
@@ -181,7 +194,7 @@ static int layer_relevance(glrp_model *m, const glrp_layer *L, int k, const glrp
             /* Proportional: the norm rule of an average pool over the same windows. */
             glrp_pool p = L->pool;
             p.count_include_pad = 1;
-            float *avg = glrp_alloc((size_t)n * m->tensors[L->out].numel, sizeof *avg);
+            float *avg = glrp_alloc((size_t)n * out_numel, sizeof *avg);
             if (!avg)
                 return GLRP_ERR_RUNTIME;
             avgpool_forward(&p, x, avg, n);
@@ -206,38 +219,81 @@ static int layer_relevance(glrp_model *m, const glrp_layer *L, int k, const glrp
     return 0;
 }
 
-static int relevance_pass(glrp_model *m, const glrp_rule *rules, const layer_bounds *b, int n,
-                          glrp_error *err)
+typedef struct {
+    glrp_model *m;
+    const glrp_rule *rules;
+    const layer_bounds *b;
+    int n;
+    int *rc, *failed_layer; /* per chunk */
+} relevance_job;
+
+/* One chunk of samples through every layer, last to first. */
+static void relevance_chunk(void *arg, int task, int thread)
 {
+    const relevance_job *j = arg;
+    glrp_model *m = j->m;
+    const int s0 = task * ENGINE_CHUNK;
+    const int n = j->n - s0 < ENGINE_CHUNK ? j->n - s0 : ENGINE_CHUNK;
+    float *col = m->col + (size_t)thread * m->col_floats;
     size_t biggest = 0;
     for (int k = 0; k < m->n_tensors; k++)
         if (m->tensors[k].numel > biggest)
             biggest = m->tensors[k].numel;
     float *tmp = glrp_alloc((size_t)n * biggest, sizeof *tmp);
-    if (!tmp)
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    j->failed_layer[task] = -1;
+    if (!tmp) {
+        j->rc[task] = GLRP_ERR_RUNTIME;
+        return;
+    }
     for (int k = m->n_layers - 1; k >= 0; k--) {
         const glrp_layer *L = &m->layers[k];
-        for (int j = 0; j < L->n_in; j++) {
-            int t = L->in[j];
+        for (int q = 0; q < L->n_in; q++) {
+            int t = L->in[q];
             size_t count = (size_t)n * m->tensors[t].numel;
+            float *rel = m->rel[t] + (size_t)s0 * m->tensors[t].numel;
             /* A tensor read by one layer receives its relevance directly; one read by
              * several sums their contributions. */
             int writers = m->tensors[t].consumers + (t == m->output);
-            float *dst = writers == 1 ? m->rel[t] : tmp;
-            int rc = layer_relevance(m, L, j, &rules[k], b, n, dst);
+            float *dst = writers == 1 ? rel : tmp;
+            int rc = layer_relevance(m, L, q, &j->rules[k], j->b, s0, n, dst, col);
             if (rc) {
+                j->rc[task] = rc;
+                j->failed_layer[task] = k;
                 free(tmp);
-                return glrp_fail(err, rc, "layer '%s' (%s): relevance failed (out of memory)",
-                                 L->name, L->op_type);
+                return;
             }
             if (dst == tmp)
                 for (size_t e = 0; e < count; e++)
-                    m->rel[t][e] += tmp[e];
+                    rel[e] += tmp[e];
         }
     }
     free(tmp);
-    return 0;
+}
+
+static int relevance_pass(glrp_model *m, const glrp_rule *rules, const layer_bounds *b, int n,
+                          glrp_error *err)
+{
+    const int chunks = engine_chunks(n);
+    int *rc = glrp_alloc((size_t)chunks, sizeof *rc),
+        *failed = glrp_alloc((size_t)chunks, sizeof *failed);
+    if (!rc || !failed) {
+        free(rc), free(failed);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    }
+    relevance_job j = {m, rules, b, n, rc, failed};
+    parallel_for(chunks, relevance_chunk, &j);
+    int status = 0;
+    for (int c = 0; c < chunks && !status; c++) {
+        if (!rc[c])
+            continue;
+        if (failed[c] < 0)
+            status = glrp_fail(err, rc[c], "relevance pass: out of memory");
+        else
+            status = glrp_fail(err, rc[c], "layer '%s' (%s): relevance failed (out of memory)",
+                               m->layers[failed[c]].name, m->layers[failed[c]].op_type);
+    }
+    free(rc), free(failed);
+    return status;
 }
 
 static int seed_relevance(glrp_model *m, int target, const int *targets, glrp_init init, int n,

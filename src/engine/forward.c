@@ -1,13 +1,18 @@
-/* The forward pass: layers in topological order over the activation buffers. */
+/*
+ * The forward pass: layers in topological order over the activation buffers. Each fixed
+ * chunk of samples goes through every layer on one thread (see ENGINE_CHUNK).
+ */
 #include <string.h>
 
 #include "engine/engine.h"
+#include "util/parallel.h"
 
-static void forward_layer(struct glrp_model *m, const glrp_layer *L, int n, float *col)
+/* Layer L on samples [s0, s0 + n). */
+static void forward_layer(struct glrp_model *m, const glrp_layer *L, int s0, int n, float *col)
 {
-    const float *x = m->act[L->in[0]];
-    float *y = m->act[L->out];
     const size_t in_numel = m->tensors[L->in[0]].numel;
+    const float *x = m->act[L->in[0]] + (size_t)s0 * in_numel;
+    float *y = m->act[L->out] + (size_t)s0 * m->tensors[L->out].numel;
     switch (L->kind) {
     case OP_DENSE:
     case OP_CONV:
@@ -31,10 +36,10 @@ static void forward_layer(struct glrp_model *m, const glrp_layer *L, int n, floa
         avgpool_forward(&L->pool, x, y, n);
         break;
     case OP_ADD:
-        add_forward(x, m->act[L->in[1]], y, (size_t)n * in_numel);
+        add_forward(x, m->act[L->in[1]] + (size_t)s0 * in_numel, y, (size_t)n * in_numel);
         break;
     case OP_CONCAT:
-        concat_forward(m, L, n);
+        concat_forward(m, L, s0, n);
         break;
     case OP_RESHAPE:
         memcpy(y, x, (size_t)n * in_numel * sizeof *y);
@@ -45,8 +50,28 @@ static void forward_layer(struct glrp_model *m, const glrp_layer *L, int n, floa
     }
 }
 
+typedef struct {
+    struct glrp_model *m;
+    int n, upto;
+} forward_job;
+
+static void forward_chunk(void *arg, int task, int thread)
+{
+    const forward_job *j = arg;
+    const int s0 = task * ENGINE_CHUNK;
+    const int n = j->n - s0 < ENGINE_CHUNK ? j->n - s0 : ENGINE_CHUNK;
+    float *col = j->m->col + (size_t)thread * j->m->col_floats;
+    for (int k = 0; k < j->upto; k++)
+        forward_layer(j->m, &j->m->layers[k], s0, n, col);
+}
+
+int engine_chunks(int n)
+{
+    return (n + ENGINE_CHUNK - 1) / ENGINE_CHUNK;
+}
+
 void engine_forward(struct glrp_model *m, int n, int upto)
 {
-    for (int k = 0; k < upto; k++)
-        forward_layer(m, &m->layers[k], n, m->col);
+    forward_job j = {m, n, upto};
+    parallel_for(engine_chunks(n), forward_chunk, &j);
 }

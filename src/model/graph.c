@@ -93,18 +93,7 @@ int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
                          "batch %d (limit %.0f GiB); use a smaller --batch or check the "
                          "model's shapes", m->path, bytes / (1 << 30), m->max_batch,
                          GLRP_MAX_PLAN_BYTES / (1 << 30));
-    for (int k = 0; k < m->n_layers; k++) {
-        const glrp_layer *L = &m->layers[k];
-        if (L->kind != OP_CONV)
-            continue;
-        size_t c = (size_t)L->lin.cin * L->lin.kh * L->lin.kw * L->lin.oh * L->lin.ow;
-        if (c > m->col_floats)
-            m->col_floats = c;
-    }
-    m->col = glrp_alloc(m->col_floats, sizeof *m->col);
-    m->col_capacity = m->col_floats;
-    if (!m->col)
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for convolution scratch");
+    /* Convolution scratch is sized by the engine on first use (explain.c). */
     for (int k = 0; k < m->n_tensors; k++) {
         size_t n;
         if (!glrp_mul_ok(m->tensors[k].numel, (size_t)m->max_batch, &n))

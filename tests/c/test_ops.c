@@ -63,9 +63,17 @@ static void test_transpose_is_adjoint(void)
     float w[6 * 3 * 3 * 3];
     for (int k = 0; k < 6 * 3 * 3 * 3; k++)
         w[k] = check_rand(&seed);
-    glrp_layer layers[2] = {conv_layer(6, 6, 2, 7, 9, 3, 3, 2, 1, 1, 2, pad, w),
-                            dense_layer(6, 9, w, NULL)};
-    for (int li = 0; li < 2; li++) {
+    /* Strided or dilated: GEMM then col2im. Stride 1, undilated: the flipped-kernel
+     * convolution, with asymmetric pads, pads wider than the kernel, a 3 x 2 kernel and
+     * 1 x 1, grouped and not. */
+    const int wide[4] = {3, 0, 2, 4}, none[4] = {0, 0, 0, 0};
+    glrp_layer layers[6] = {conv_layer(6, 6, 2, 7, 9, 3, 3, 2, 1, 1, 2, pad, w),
+                            dense_layer(6, 9, w, NULL),
+                            conv_layer(6, 6, 2, 7, 9, 3, 3, 1, 1, 1, 1, pad, w),
+                            conv_layer(3, 3, 1, 5, 6, 3, 2, 1, 1, 1, 1, wide, w),
+                            conv_layer(6, 3, 1, 4, 5, 1, 1, 1, 1, 1, 1, none, w),
+                            conv_layer(3, 6, 3, 6, 4, 2, 3, 1, 1, 1, 1, pad, w)};
+    for (int li = 0; li < 6; li++) {
         glrp_layer *L = &layers[li];
         size_t in = linear_in_numel(L), out = linear_out_numel(L);
         float *x = malloc(3 * in * sizeof *x), *z = malloc(3 * out * sizeof *z),

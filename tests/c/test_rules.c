@@ -113,7 +113,8 @@ static void test_flat_conv_border(void)
      * count 4 inputs, at the edges 6, in the middle 9: padding shrinks border counts. */
     const int pad[4] = {1, 1, 1, 1};
     glrp_layer L = conv_layer(1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, pad, NULL);
-    float x[9], z[9], r[9], rin[9], col[81];
+    float x[9], z[9], r[9], rin[9], col[128];
+    CHECK(linear_col_floats(&L) <= 128);
     for (int k = 0; k < 9; k++)
         x[k] = (float)(k % 2), r[k] = 1.0f, z[k] = 0;
     rule_ctx c = {NULL, &L, rule_of(GLRP_RULE_FLAT, 1e-6f), 1, x, z, r, rin, NULL, NULL, col};

@@ -65,15 +65,15 @@ static void concat_geometry(const struct glrp_model *m, const glrp_layer *L, siz
         *inner *= (size_t)t->dims[k];
 }
 
-void concat_forward(const struct glrp_model *m, const glrp_layer *L, int n)
+void concat_forward(const struct glrp_model *m, const glrp_layer *L, int s0, int n)
 {
     size_t outer, inner, at = 0;
     concat_geometry(m, L, &outer, &inner);
     const size_t out_row = (size_t)m->tensors[L->out].dims[L->axis] * inner;
-    float *y = m->act[L->out];
+    float *y = m->act[L->out] + (size_t)s0 * m->tensors[L->out].numel;
     for (int k = 0; k < L->n_in; k++) {
         const size_t row = (size_t)m->tensors[L->in[k]].dims[L->axis] * inner;
-        const float *x = m->act[L->in[k]];
+        const float *x = m->act[L->in[k]] + (size_t)s0 * m->tensors[L->in[k]].numel;
         for (size_t o = 0; o < (size_t)n * outer; o++)
             memcpy(y + o * out_row + at, x + o * row, row * sizeof *y);
         at += row;

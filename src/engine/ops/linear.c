@@ -3,23 +3,65 @@
  * weights (W+, W-, W^2, ones) and modified inputs (x+, x-, bounds), so one forward and one
  * transposed pass serve every rule.
  *
- * Convolution: im2col of one sample gives col [Cin*kh*kw, OH*OW] (rows grouped by
- * convolution group), then per group Z_g = W_g col_g. The transposed pass computes
- * col_g = W_g^T S_g and scatters col back with col2im, which is exactly the gradient of
- * the convolution with respect to its input (zero padding drops out).
+ * Convolution, forward: im2col of one sample gives col [Cin*kh*kw, OH*OW] (rows grouped by
+ * convolution group), then per group Z_g = W_g col_g.
  *
- * Samples (and chunks of dense rows) run in parallel; col is scratch of
- * linear_col_floats(L) floats per thread.
+ * Convolution, transposed (the gradient with respect to the input): for stride 1 and no
+ * dilation it is itself a convolution of the output-side values with the flipped kernel,
+ * padded by k-1-pad. So it runs exactly like the forward, im2col then one GEMM with
+ * K = Cout*kh*kw, instead of a GEMM with K = Cout followed by a col2im scatter: a deeper
+ * GEMM is faster, and a gather of contiguous rows beats a scattered read-modify-write.
+ * Strided or dilated convolutions keep the col2im form.
+ *
+ * These functions run on the calling thread: the engine parallelises over fixed chunks
+ * of samples above them (forward.c, explain.c), so a sample's arithmetic never depends on
+ * the thread count. col is scratch of linear_col_floats(L) floats.
  */
 #include <cblas.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "engine/engine.h"
-#include "util/parallel.h"
 
-/* Dense layers are split into fixed chunks of rows, so a sample's arithmetic does not
- * depend on the thread count. */
-#define DENSE_CHUNK 8
+static atomic_uint_fast64_t flops_issued;
+
+uint64_t linear_flops(void)
+{
+    return (uint64_t)atomic_load_explicit(&flops_issued, memory_order_relaxed);
+}
+
+/* All GEMMs go through here: row-major C = op(A) op(B), beta 0. */
+static void gemm(int trans_a, int trans_b, int m, int n, int k, const float *A, int lda,
+                 const float *B, int ldb, float *C, int ldc)
+{
+    atomic_fetch_add_explicit(&flops_issued, 2ull * (uint64_t)m * n * k, memory_order_relaxed);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
+/* Where a convolution reads from: c planes of ih x iw gathered into oh x ow columns. */
+typedef struct {
+    int c, ih, iw, oh, ow, kh, kw;
+    int sy, sx, dy, dx, pt, pl;
+} conv_geom;
+
+static conv_geom forward_geom(const glrp_linear *l)
+{
+    return (conv_geom){l->cin, l->ih, l->iw, l->oh, l->ow, l->kh, l->kw, l->stride[0],
+                       l->stride[1], l->dil[0], l->dil[1], l->pad[0], l->pad[1]};
+}
+
+static int transpose_is_conv(const glrp_linear *l)
+{
+    return l->stride[0] == 1 && l->stride[1] == 1 && l->dil[0] == 1 && l->dil[1] == 1;
+}
+
+/* The transposed pass as a convolution over the output grid (see the top of the file). */
+static conv_geom transpose_geom(const glrp_linear *l)
+{
+    return (conv_geom){l->cout, l->oh, l->ow, l->ih, l->iw, l->kh, l->kw, 1, 1, 1, 1,
+                       l->kh - 1 - l->pad[0], l->kw - 1 - l->pad[1]};
+}
 
 size_t linear_in_numel(const glrp_layer *L)
 {
@@ -36,138 +78,160 @@ size_t linear_out_numel(const glrp_layer *L)
 size_t linear_col_floats(const glrp_layer *L)
 {
     const glrp_linear *l = &L->lin;
-    return L->kind == OP_DENSE ? 0 : (size_t)l->cin * l->kh * l->kw * l->oh * l->ow;
+    if (L->kind == OP_DENSE)
+        return 0;
+    size_t fwd = (size_t)l->cin * l->kh * l->kw * l->oh * l->ow;
+    if (!transpose_is_conv(l))
+        return fwd;
+    size_t tr = (size_t)l->cout * l->kh * l->kw * l->ih * l->iw + l->wsize;
+    return fwd > tr ? fwd : tr;
 }
 
-static void im2col(const glrp_linear *l, const float *x, float *col)
+/* First output column whose input column o*s + off is >= lo (never below 0). */
+static int first_col(int lo, int off, int s)
 {
-    const int ohw = l->oh * l->ow;
-    for (int c = 0; c < l->cin; c++)
-        for (int ki = 0; ki < l->kh; ki++)
-            for (int kj = 0; kj < l->kw; kj++) {
-                float *row = col + ((size_t)(c * l->kh + ki) * l->kw + kj) * ohw;
-                const float *plane = x + (size_t)c * l->ih * l->iw;
-                for (int oy = 0; oy < l->oh; oy++) {
-                    int iy = oy * l->stride[0] - l->pad[0] + ki * l->dil[0];
-                    float *dst = row + oy * l->ow;
-                    if (iy < 0 || iy >= l->ih) {
-                        memset(dst, 0, (size_t)l->ow * sizeof *dst);
+    int need = lo - off;
+    return need <= 0 ? 0 : (need + s - 1) / s;
+}
+
+static void im2col(const conv_geom *g, const float *x, float *col)
+{
+    const int ohw = g->oh * g->ow;
+    for (int c = 0; c < g->c; c++)
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++) {
+                float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * ohw;
+                const float *plane = x + (size_t)c * g->ih * g->iw;
+                const int off = kj * g->dx - g->pl;
+                /* Output columns [lo, hi) read inside the plane; the rest is padding. */
+                int lo = first_col(0, off, g->sx), hi = first_col(g->iw, off, g->sx);
+                lo = lo < g->ow ? lo : g->ow;
+                hi = hi < lo ? lo : hi > g->ow ? g->ow : hi;
+                for (int oy = 0; oy < g->oh; oy++) {
+                    int iy = oy * g->sy - g->pt + ki * g->dy;
+                    float *dst = row + (size_t)oy * g->ow;
+                    if (iy < 0 || iy >= g->ih) {
+                        memset(dst, 0, (size_t)g->ow * sizeof *dst);
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * l->iw;
-                    for (int ox = 0; ox < l->ow; ox++) {
-                        int ix = ox * l->stride[1] - l->pad[1] + kj * l->dil[1];
-                        dst[ox] = ix >= 0 && ix < l->iw ? src[ix] : 0.0f;
-                    }
+                    const float *src = plane + (size_t)iy * g->iw;
+                    memset(dst, 0, (size_t)lo * sizeof *dst);
+                    if (g->sx == 1 && hi > lo)
+                        memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * g->sx + off];
+                    memset(dst + hi, 0, (size_t)(g->ow - hi) * sizeof *dst);
                 }
             }
 }
 
-static void col2im(const glrp_linear *l, const float *col, float *x)
+/* The adjoint of im2col: sums every column entry back onto the input pixel it came from
+ * (padding drops out). Only strided or dilated convolutions need it. */
+static void col2im(const conv_geom *g, const float *col, float *x)
 {
-    const int ohw = l->oh * l->ow;
-    memset(x, 0, (size_t)l->cin * l->ih * l->iw * sizeof *x);
-    for (int c = 0; c < l->cin; c++)
-        for (int ki = 0; ki < l->kh; ki++)
-            for (int kj = 0; kj < l->kw; kj++) {
-                const float *row = col + ((size_t)(c * l->kh + ki) * l->kw + kj) * ohw;
-                float *plane = x + (size_t)c * l->ih * l->iw;
-                for (int oy = 0; oy < l->oh; oy++) {
-                    int iy = oy * l->stride[0] - l->pad[0] + ki * l->dil[0];
-                    if (iy < 0 || iy >= l->ih)
+    const int ohw = g->oh * g->ow;
+    memset(x, 0, (size_t)g->c * g->ih * g->iw * sizeof *x);
+    for (int c = 0; c < g->c; c++)
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++) {
+                const float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * ohw;
+                float *plane = x + (size_t)c * g->ih * g->iw;
+                const int off = kj * g->dx - g->pl;
+                int lo = first_col(0, off, g->sx), hi = first_col(g->iw, off, g->sx);
+                lo = lo < g->ow ? lo : g->ow;
+                hi = hi < lo ? lo : hi > g->ow ? g->ow : hi;
+                for (int oy = 0; oy < g->oh; oy++) {
+                    int iy = oy * g->sy - g->pt + ki * g->dy;
+                    if (iy < 0 || iy >= g->ih)
                         continue;
-                    const float *src = row + oy * l->ow;
-                    float *dst = plane + (size_t)iy * l->iw;
-                    for (int ox = 0; ox < l->ow; ox++) {
-                        int ix = ox * l->stride[1] - l->pad[1] + kj * l->dil[1];
-                        if (ix >= 0 && ix < l->iw)
-                            dst[ix] += src[ox];
-                    }
+                    const float *src = row + (size_t)oy * g->ow;
+                    float *dst = plane + (size_t)iy * g->iw;
+                    for (int ox = lo; ox < hi; ox++)
+                        dst[ox * g->sx + off] += src[ox];
                 }
             }
 }
 
-typedef struct {
-    const glrp_layer *L;
-    const float *W, *in;
-    float *out, *col;
-    int n;
-} linear_job;
-
-static void dense_forward_task(void *arg, int task, int thread)
+/* W [cout, cin/g, kh, kw] as the transposed pass's kernel: per group [cin/g, cout/g, kh, kw],
+ * spatially flipped. */
+static void flip_kernel(const glrp_linear *l, const float *W, float *F)
 {
-    (void)thread;
-    const linear_job *j = arg;
-    const glrp_linear *l = &j->L->lin;
-    int r0 = task * DENSE_CHUNK, rows = j->n - r0 < DENSE_CHUNK ? j->n - r0 : DENSE_CHUNK;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->cout, l->cin, 1.0f,
-                j->in + (size_t)r0 * l->cin, l->cin, j->W, l->cin, 0.0f,
-                j->out + (size_t)r0 * l->cout, l->cout);
+    const int g = l->groups, cin_g = l->cin / g, cout_g = l->cout / g, khw = l->kh * l->kw;
+    for (int q = 0; q < g; q++)
+        for (int o = 0; o < cout_g; o++)
+            for (int c = 0; c < cin_g; c++) {
+                const float *src = W + ((size_t)(q * cout_g + o) * cin_g + c) * khw;
+                float *dst = F + ((size_t)(q * cin_g + c) * cout_g + o) * khw;
+                for (int e = 0; e < khw; e++)
+                    dst[e] = src[khw - 1 - e];
+            }
 }
 
-static void dense_transpose_task(void *arg, int task, int thread)
+static void conv_forward(const glrp_linear *l, const float *W, const float *x, float *z,
+                         float *col)
 {
-    (void)thread;
-    const linear_job *j = arg;
-    const glrp_linear *l = &j->L->lin;
-    int r0 = task * DENSE_CHUNK, rows = j->n - r0 < DENSE_CHUNK ? j->n - r0 : DENSE_CHUNK;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, l->cin, l->cout, 1.0f,
-                j->in + (size_t)r0 * l->cout, l->cout, j->W, l->cin, 0.0f,
-                j->out + (size_t)r0 * l->cin, l->cin);
-}
-
-/* One sample: im2col, then per group Z_g = W_g col_g. */
-static void conv_forward_task(void *arg, int s, int thread)
-{
-    const linear_job *j = arg;
-    const glrp_layer *L = j->L;
-    const glrp_linear *l = &L->lin;
+    const conv_geom geo = forward_geom(l);
     const int ohw = l->oh * l->ow, g = l->groups;
     const int cout_g = l->cout / g, kg = l->cin / g * l->kh * l->kw;
-    float *col = j->col + (size_t)thread * linear_col_floats(L);
-    im2col(l, j->in + s * linear_in_numel(L), col);
-    float *z = j->out + s * linear_out_numel(L);
+    im2col(&geo, x, col);
     for (int q = 0; q < g; q++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, ohw, kg, 1.0f,
-                    j->W + (size_t)q * cout_g * kg, kg, col + (size_t)q * kg * ohw, ohw, 0.0f,
-                    z + (size_t)q * cout_g * ohw, ohw);
+        gemm(0, 0, cout_g, ohw, kg, W + (size_t)q * cout_g * kg, kg, col + (size_t)q * kg * ohw,
+             ohw, z + (size_t)q * cout_g * ohw, ohw);
 }
 
-/* One sample: per group col_g = W_g^T S_g, then col2im. */
-static void conv_transpose_task(void *arg, int s, int thread)
+/* g = W^T s for one sample; flipped is flip_kernel(W) when transpose_is_conv. */
+static void conv_transpose(const glrp_linear *l, const float *W, const float *flipped,
+                           const float *s, float *gv, float *col)
 {
-    const linear_job *j = arg;
-    const glrp_layer *L = j->L;
-    const glrp_linear *l = &L->lin;
-    const int ohw = l->oh * l->ow, g = l->groups;
-    const int cout_g = l->cout / g, kg = l->cin / g * l->kh * l->kw;
-    float *col = j->col + (size_t)thread * linear_col_floats(L);
-    const float *sv = j->in + s * linear_out_numel(L);
+    const int g = l->groups, cin_g = l->cin / g, cout_g = l->cout / g;
+    if (flipped) {
+        const conv_geom geo = transpose_geom(l);
+        const int ihw = l->ih * l->iw, kg = cout_g * l->kh * l->kw;
+        im2col(&geo, s, col);
+        for (int q = 0; q < g; q++)
+            gemm(0, 0, cin_g, ihw, kg, flipped + (size_t)q * cin_g * kg, kg,
+                 col + (size_t)q * kg * ihw, ihw, gv + (size_t)q * cin_g * ihw, ihw);
+        return;
+    }
+    const conv_geom geo = forward_geom(l);
+    const int ohw = l->oh * l->ow, kg = cin_g * l->kh * l->kw;
     for (int q = 0; q < g; q++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, ohw, cout_g, 1.0f,
-                    j->W + (size_t)q * cout_g * kg, kg, sv + (size_t)q * cout_g * ohw, ohw, 0.0f,
-                    col + (size_t)q * kg * ohw, ohw);
-    col2im(l, col, j->out + s * linear_in_numel(L));
+        gemm(1, 0, kg, ohw, cout_g, W + (size_t)q * cout_g * kg, kg,
+             s + (size_t)q * cout_g * ohw, ohw, col + (size_t)q * kg * ohw, ohw);
+    col2im(&geo, col, gv);
 }
 
 void linear_forward(const glrp_layer *L, const float *W, const float *x, float *z, int n,
                     float *col)
 {
-    linear_job j = {L, W, x, z, col, n};
-    if (L->kind == OP_DENSE)
-        parallel_for((n + DENSE_CHUNK - 1) / DENSE_CHUNK, dense_forward_task, &j);
-    else
-        parallel_for(n, conv_forward_task, &j);
+    const glrp_linear *l = &L->lin;
+    if (L->kind == OP_DENSE) {
+        gemm(0, 1, n, l->cout, l->cin, x, l->cin, W, l->cin, z, l->cout);
+        return;
+    }
+    const size_t in = linear_in_numel(L), out = linear_out_numel(L);
+    for (int s = 0; s < n; s++)
+        conv_forward(l, W, x + s * in, z + s * out, col);
 }
 
 void linear_transpose(const glrp_layer *L, const float *W, const float *sv, float *gv, int n,
                       float *col)
 {
-    linear_job j = {L, W, sv, gv, col, n};
-    if (L->kind == OP_DENSE)
-        parallel_for((n + DENSE_CHUNK - 1) / DENSE_CHUNK, dense_transpose_task, &j);
-    else
-        parallel_for(n, conv_transpose_task, &j);
+    const glrp_linear *l = &L->lin;
+    if (L->kind == OP_DENSE) {
+        gemm(0, 0, n, l->cin, l->cout, sv, l->cout, W, l->cin, gv, l->cin);
+        return;
+    }
+    const size_t in = linear_in_numel(L), out = linear_out_numel(L);
+    float *flipped = NULL;
+    if (transpose_is_conv(l)) {
+        /* The flipped kernel lives behind the transposed im2col in the scratch. */
+        flipped = col + (size_t)l->cout * l->kh * l->kw * l->ih * l->iw;
+        flip_kernel(l, W, flipped);
+    }
+    for (int s = 0; s < n; s++)
+        conv_transpose(l, W, flipped, sv + s * out, gv + s * in, col);
 }
 
 void linear_add_bias(const glrp_layer *L, const float *b, float *z, int n)

@@ -110,6 +110,25 @@ void stab_divide(const float *R, const float *z, float eps, float *s, size_t cou
 /* Broadcasts a per-sample vector to n samples (for inputs that do not vary: bounds, 1). */
 void repeat_sample(const float *one, float *out, size_t numel, int n);
 
+/* rules/stack.c: several weight variants through one im2col and one GEMM */
+/* L with k_in copies of its input channels and k_out of its output channels (weights
+ * NULL: the caller passes a stacked weight from stack_weights). */
+glrp_layer linear_stacked(const glrp_layer *L, int k_in, int k_out);
+/* Convolution scratch a rule may need for L: the largest stacking any rule uses. */
+size_t rule_col_floats(const glrp_layer *L);
+/* The stacked weight whose block (mo, mi) is blocks[mo * k_in + mi] (NULL: zeros), each in
+ * L's weight layout. */
+void stack_weights(const glrp_layer *L, int k_out, int k_in, const float *const *blocks,
+                   float *A);
+/* n samples of k arrays shaped like L's input (output when `output`) into the stacked
+ * layout, and back. */
+void stack_channels(const glrp_layer *L, int output, int k, const float *const *parts,
+                    float *dst, int n);
+void unstack_channels(const glrp_layer *L, int output, int k, const float *src,
+                      float *const *parts, int n);
+/* k per-output-channel vectors (biases) in the stacked channel order. */
+void stack_bias(const glrp_layer *L, int k, const float *const *parts, float *dst);
+
 /* ---- composite.c ---- */
 glrp_rule composite_rule_for(const struct glrp_model *m, const glrp_rules *r,
                              const glrp_layer *L);

@@ -57,7 +57,7 @@ static int ensure_scratch(glrp_model *m, glrp_error *err)
 {
     size_t per_thread = 0, need;
     for (int k = 0; k < m->n_layers; k++) {
-        size_t c = linear_col_floats(&m->layers[k]);
+        size_t c = rule_col_floats(&m->layers[k]);
         per_thread = c > per_thread ? c : per_thread;
     }
     if (!glrp_mul_ok(per_thread, (size_t)parallel_threads(), &need) ||

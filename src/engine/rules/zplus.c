@@ -1,7 +1,8 @@
 /*
  * z+ rule: only the positive contributions count.
  *   u = W+ x+ + W- x- + b+;  s = R / stab(u);  R_in = x+ * W+^T s + x- * W-^T s.
- * After a ReLU x- is zero and its two terms are skipped.
+ * With negative inputs, one stacked convolution (stack.c): u = [W+, W-] [x+; x-] and
+ * [W+, W-]^T s = [g+; g-]. After a ReLU x- is zero and it is the plain layer with W+.
  */
 #include <stdlib.h>
 
@@ -10,37 +11,33 @@
 int rule_zplus(const rule_ctx *c)
 {
     const glrp_layer *L = c->L;
-    const size_t in = (size_t)c->n * linear_in_numel(L);
-    const size_t out = (size_t)c->n * linear_out_numel(L);
-    const int neg = any_negative(c->x, in);
-    float *xp = rule_buf(in), *xn = rule_buf(in), *u = rule_buf(out), *t = rule_buf(out),
-          *g = rule_buf(in), *bp = rule_buf((size_t)L->lin.cout);
+    const size_t in = (size_t)c->n * linear_in_numel(L), out = (size_t)c->n * linear_out_numel(L);
+    const int neg = any_negative(c->x, in), k_in = neg ? 2 : 1;
+    const glrp_layer S = linear_stacked(L, k_in, 1);
+    float *A = rule_buf(S.lin.wsize), *bp = rule_buf((size_t)L->lin.cout), *xp = rule_buf(in),
+          *xn = rule_buf(in), *xs = rule_buf(in * k_in), *u = rule_buf(out),
+          *gs = rule_buf(in * k_in), *gp = rule_buf(in), *gn = rule_buf(in);
     int rc = GLRP_ERR_RUNTIME;
-    if (!xp || !xn || !u || !t || !g || !bp)
+    if (!A || !bp || !xp || !xn || !xs || !u || !gs || !gp || !gn)
         goto done;
-    split_sign(c->x, xp, xn, in);
+    const float *blocks[] = {L->lin.Wpos, L->lin.Wneg};
+    stack_weights(L, 1, k_in, blocks, A);
     for (int k = 0; k < L->lin.cout; k++)
         bp[k] = L->lin.b[k] > 0.0f ? L->lin.b[k] : 0.0f;
 
-    linear_forward(L, L->lin.Wpos, xp, u, c->n, c->col);
-    if (neg) {
-        linear_forward(L, L->lin.Wneg, xn, t, c->n, c->col);
-        for (size_t e = 0; e < out; e++)
-            u[e] += t[e];
-    }
+    split_sign(c->x, xp, xn, in);
+    const float *xparts[] = {xp, xn};
+    stack_channels(L, 0, k_in, xparts, xs, c->n);
+    linear_forward(&S, A, xs, u, c->n, c->col);
     linear_add_bias(L, bp, u, c->n);
     stab_divide(c->R, u, c->rule.eps, u, out); /* u now holds s */
-
-    linear_transpose(L, L->lin.Wpos, u, g, c->n, c->col);
+    linear_transpose(&S, A, u, gs, c->n, c->col);
+    float *gparts[] = {gp, gn};
+    unstack_channels(L, 0, k_in, gs, gparts, c->n);
     for (size_t e = 0; e < in; e++)
-        c->Rin[e] = xp[e] * g[e];
-    if (neg) {
-        linear_transpose(L, L->lin.Wneg, u, g, c->n, c->col);
-        for (size_t e = 0; e < in; e++)
-            c->Rin[e] += xn[e] * g[e];
-    }
+        c->Rin[e] = xp[e] * gp[e] + (neg ? xn[e] * gn[e] : 0.0f);
     rc = 0;
 done:
-    free(xp), free(xn), free(u), free(t), free(g), free(bp);
+    free(A), free(bp), free(xp), free(xn), free(xs), free(u), free(gs), free(gp), free(gn);
     return rc;
 }

@@ -24,16 +24,25 @@ static float naive_conv_at(const glrp_linear *l, const float *x, int o, int oy, 
 
 static void test_conv_matches_definition(void)
 {
-    const int pads[3][4] = {{0, 0, 0, 0}, {1, 1, 1, 1}, {2, 0, 1, 3}};
+    /* Shallow layers go through im2col; stride-1 undilated layers with at least 24 input
+     * channels per group through the shifted-window GEMMs (linear.c). */
+    static const struct {
+        int cin, cout, groups, stride, dil, pad[4];
+    } cases[] = {
+        {4, 4, 1, 1, 1, {0, 0, 0, 0}}, {4, 4, 2, 2, 1, {1, 1, 1, 1}},
+        {4, 4, 4, 1, 1, {2, 0, 1, 3}}, {4, 4, 1, 2, 2, {0, 0, 0, 0}},
+        {4, 4, 2, 1, 2, {1, 1, 1, 1}}, {4, 4, 4, 2, 2, {2, 0, 1, 3}},
+        {24, 5, 1, 1, 1, {1, 1, 1, 1}}, {48, 6, 2, 1, 1, {2, 0, 1, 3}},
+        {30, 3, 1, 1, 1, {0, 0, 0, 0}}, {26, 4, 1, 1, 1, {4, 3, 0, 5}},
+    };
     unsigned seed = 3;
-    for (int variant = 0; variant < 6; variant++) {
-        int groups = variant % 3 == 2 ? 4 : variant % 3 == 1 ? 2 : 1; /* 4 = depthwise */
-        int stride = 1 + variant % 2, dil = 1 + (variant / 3);
-        const int *pad = pads[variant % 3];
-        float w[4 * 4 * 3 * 2];
-        for (int k = 0; k < 4 * 4 * 3 * 2; k++)
+    for (size_t v = 0; v < sizeof cases / sizeof cases[0]; v++) {
+        const int cin = cases[v].cin, cout = cases[v].cout;
+        float *w = malloc((size_t)cout * cin / cases[v].groups * 6 * sizeof *w);
+        for (int k = 0; k < cout * cin / cases[v].groups * 6; k++)
             w[k] = check_rand(&seed);
-        glrp_layer L = conv_layer(4, 4, groups, 9, 8, 3, 2, stride, stride, dil, 1, pad, w);
+        glrp_layer L = conv_layer(cin, cout, cases[v].groups, 9, 8, 3, 2, cases[v].stride,
+                                  cases[v].stride, cases[v].dil, 1, cases[v].pad, w);
         size_t in = linear_in_numel(&L), out = linear_out_numel(&L);
         float *x = malloc(2 * in * sizeof *x), *z = malloc(2 * out * sizeof *z),
               *col = malloc(linear_col_floats(&L) * sizeof *col);
@@ -42,15 +51,15 @@ static void test_conv_matches_definition(void)
         linear_forward(&L, L.lin.W, x, z, 2, col);
         double worst = 0;
         for (int s = 0; s < 2; s++)
-            for (int o = 0; o < 4; o++)
+            for (int o = 0; o < cout; o++)
                 for (int oy = 0; oy < L.lin.oh; oy++)
                     for (int ox = 0; ox < L.lin.ow; ox++) {
                         float want = naive_conv_at(&L.lin, x + s * in, o, oy, ox);
                         float got = z[s * out + (size_t)((o * L.lin.oh + oy) * L.lin.ow + ox)];
-                        worst = fmax(worst, fabs(want - got));
+                        worst = fmax(worst, fabs(want - got) / (1 + fabs(want)));
                     }
         CHECK(worst < 1e-5);
-        free(x), free(z), free(col);
+        free(x), free(z), free(col), free(w);
         free_layer(&L);
     }
 }
@@ -60,20 +69,25 @@ static void test_transpose_is_adjoint(void)
 {
     const int pad[4] = {1, 2, 0, 1};
     unsigned seed = 11;
-    float w[6 * 3 * 3 * 3];
-    for (int k = 0; k < 6 * 3 * 3 * 3; k++)
-        w[k] = check_rand(&seed);
     /* Strided or dilated: GEMM then col2im. Stride 1, undilated: the flipped-kernel
      * convolution, with asymmetric pads, pads wider than the kernel, a 3 x 2 kernel and
      * 1 x 1, grouped and not. */
     const int wide[4] = {3, 0, 2, 4}, none[4] = {0, 0, 0, 0};
-    glrp_layer layers[6] = {conv_layer(6, 6, 2, 7, 9, 3, 3, 2, 1, 1, 2, pad, w),
+    static float w[48 * 30 * 3 * 3];
+    for (size_t k = 0; k < sizeof w / sizeof w[0]; k++)
+        w[k] = check_rand(&seed);
+    /* The last three are deep enough (>= 24 channels per group on the input side of the
+     * forward or of the transposed pass) for the shifted-window GEMMs. */
+    glrp_layer layers[9] = {conv_layer(6, 6, 2, 7, 9, 3, 3, 2, 1, 1, 2, pad, w),
                             dense_layer(6, 9, w, NULL),
                             conv_layer(6, 6, 2, 7, 9, 3, 3, 1, 1, 1, 1, pad, w),
                             conv_layer(3, 3, 1, 5, 6, 3, 2, 1, 1, 1, 1, wide, w),
                             conv_layer(6, 3, 1, 4, 5, 1, 1, 1, 1, 1, 1, none, w),
-                            conv_layer(3, 6, 3, 6, 4, 2, 3, 1, 1, 1, 1, pad, w)};
-    for (int li = 0; li < 6; li++) {
+                            conv_layer(3, 6, 3, 6, 4, 2, 3, 1, 1, 1, 1, pad, w),
+                            conv_layer(24, 30, 1, 7, 9, 3, 3, 1, 1, 1, 1, pad, w),
+                            conv_layer(48, 48, 2, 6, 5, 3, 2, 1, 1, 1, 1, wide, w),
+                            conv_layer(4, 26, 1, 5, 7, 3, 3, 1, 1, 1, 1, pad, w)};
+    for (int li = 0; li < 9; li++) {
         glrp_layer *L = &layers[li];
         size_t in = linear_in_numel(L), out = linear_out_numel(L);
         float *x = malloc(3 * in * sizeof *x), *z = malloc(3 * out * sizeof *z),

@@ -30,13 +30,25 @@ uint64_t linear_flops(void)
     return (uint64_t)atomic_load_explicit(&flops_issued, memory_order_relaxed);
 }
 
-/* All GEMMs go through here: row-major C = op(A) op(B), beta 0. */
+static void count_flops(uint64_t flops)
+{
+    atomic_fetch_add_explicit(&flops_issued, flops, memory_order_relaxed);
+}
+
+/* All GEMMs go through here: row-major C = op(A) op(B) + beta C. Not counted: the caller
+ * counts the FLOPs the layer needs (the shifted form computes a few discarded columns). */
+static void gemm_acc(int trans_a, int trans_b, int m, int n, int k, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 static void gemm(int trans_a, int trans_b, int m, int n, int k, const float *A, int lda,
                  const float *B, int ldb, float *C, int ldc)
 {
-    atomic_fetch_add_explicit(&flops_issued, 2ull * (uint64_t)m * n * k, memory_order_relaxed);
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    count_flops(2ull * (uint64_t)m * n * k);
+    gemm_acc(trans_a, trans_b, m, n, k, A, lda, B, ldb, 0.0f, C, ldc);
 }
 
 /* Where a convolution reads from: c planes of ih x iw gathered into oh x ow columns. */
@@ -75,15 +87,40 @@ size_t linear_out_numel(const glrp_layer *L)
     return L->kind == OP_DENSE ? (size_t)l->cout : (size_t)l->cout * l->oh * l->ow;
 }
 
+/* Convolutions at least this deep per tap (input channels per group) skip im2col: with
+ * shallower taps nine GEMMs lose more than the copy saves (13-band first layers). */
+#define SHIFT_MIN_DEPTH 24
+
+/* Shifted-window form (see conv_shifted) for stride 1, no dilation, deep enough taps. */
+static int shifted_ok(const conv_geom *g, int groups)
+{
+    return g->sy == 1 && g->sx == 1 && g->dy == 1 && g->dx == 1 && g->c / groups >= SHIFT_MIN_DEPTH;
+}
+
+/* Scratch of one convolution with cout output channels: the padded input, the output on
+ * the padded width and the tap-major kernel, or the im2col matrix. */
+static size_t conv_scratch(const conv_geom *g, int groups, int cout)
+{
+    const size_t khw = (size_t)g->kh * g->kw;
+    if (!shifted_ok(g, groups))
+        return (size_t)g->c * khw * g->oh * g->ow;
+    const size_t hp = (size_t)g->oh + g->kh - 1, wp = (size_t)g->ow + g->kw - 1;
+    return (size_t)g->c * hp * wp + g->kw + (size_t)cout * g->oh * wp +
+           (size_t)cout * (g->c / groups) * khw;
+}
+
 size_t linear_col_floats(const glrp_layer *L)
 {
     const glrp_linear *l = &L->lin;
     if (L->kind == OP_DENSE)
         return 0;
-    size_t fwd = (size_t)l->cin * l->kh * l->kw * l->oh * l->ow;
-    if (!transpose_is_conv(l))
-        return fwd;
-    size_t tr = (size_t)l->cout * l->kh * l->kw * l->ih * l->iw + l->wsize;
+    const conv_geom f = forward_geom(l);
+    size_t fwd = conv_scratch(&f, l->groups, l->cout);
+    size_t tr = (size_t)l->cin * l->kh * l->kw * l->oh * l->ow; /* GEMM then col2im */
+    if (transpose_is_conv(l)) {
+        const conv_geom t = transpose_geom(l);
+        tr = conv_scratch(&t, l->groups, l->cin) + l->wsize; /* + the flipped kernel */
+    }
     return fwd > tr ? fwd : tr;
 }
 
@@ -168,34 +205,80 @@ static void flip_kernel(const glrp_linear *l, const float *W, float *F)
             }
 }
 
-static void conv_forward(const glrp_linear *l, const float *W, const float *x, float *z,
-                         float *col)
+/*
+ * A stride-1 undilated convolution without im2col. On the input zero-padded to
+ * Hp x Wp, output (y, x) of tap (ki, kj) reads padded pixel (y + ki, x + kj); computing
+ * outputs on the padded width Wp (the last kw-1 columns of each row are discarded) makes
+ * that pixel's offset y*Wp + x + ki*Wp + kj, so each tap is one GEMM over a plain view of
+ * the padded input: Z += W[:, :, ki, kj] Xpad[:, ki*Wp + kj :]. Nine GEMMs as deep as the
+ * input channels replace one im2col copy nine times the input's size.
+ */
+static void conv_shifted(const conv_geom *g, int groups, int cout, const float *W,
+                         const float *x, float *z, float *scratch)
 {
-    const conv_geom geo = forward_geom(l);
-    const int ohw = l->oh * l->ow, g = l->groups;
-    const int cout_g = l->cout / g, kg = l->cin / g * l->kh * l->kw;
-    im2col(&geo, x, col);
-    for (int q = 0; q < g; q++)
-        gemm(0, 0, cout_g, ohw, kg, W + (size_t)q * cout_g * kg, kg, col + (size_t)q * kg * ohw,
-             ohw, z + (size_t)q * cout_g * ohw, ohw);
+    const int hp = g->oh + g->kh - 1, wp = g->ow + g->kw - 1, khw = g->kh * g->kw;
+    const int cin_g = g->c / groups, cout_g = cout / groups;
+    const size_t plane = (size_t)hp * wp, out_wide = (size_t)g->oh * wp;
+    float *xp = scratch, *zp = xp + (size_t)g->c * plane + g->kw, *wt = zp + (size_t)cout * out_wide;
+    /* Tap-major kernel: wt[k][o][c] = W[o][c][k]. */
+    for (int o = 0; o < cout; o++)
+        for (int c = 0; c < cin_g; c++)
+            for (int k = 0; k < khw; k++)
+                wt[((size_t)k * cout + o) * cin_g + c] = W[((size_t)o * cin_g + c) * khw + k];
+    /* Padded input: source row iy lands on padded row iy + pt, column ix on ix + pl. */
+    memset(xp, 0, ((size_t)g->c * plane + g->kw) * sizeof *xp);
+    const int x_lo = g->pl < 0 ? -g->pl : 0;
+    const int x_hi = g->iw < wp - g->pl ? g->iw : wp - g->pl;
+    for (int c = 0; c < g->c && x_hi > x_lo; c++)
+        for (int iy = 0; iy < g->ih; iy++) {
+            int py = iy + g->pt;
+            if (py < 0 || py >= hp)
+                continue;
+            memcpy(xp + (size_t)c * plane + (size_t)py * wp + x_lo + g->pl,
+                   x + ((size_t)c * g->ih + iy) * g->iw + x_lo, (size_t)(x_hi - x_lo) * sizeof *xp);
+        }
+    count_flops(2ull * (uint64_t)cout * g->oh * g->ow * cin_g * khw);
+    for (int q = 0; q < groups; q++)
+        for (int k = 0; k < khw; k++)
+            gemm_acc(0, 0, cout_g, (int)out_wide, cin_g,
+                     wt + ((size_t)k * cout + (size_t)q * cout_g) * cin_g, cin_g,
+                     xp + (size_t)q * cin_g * plane + (size_t)(k / g->kw) * wp + k % g->kw,
+                     (int)plane, k ? 1.0f : 0.0f, zp + (size_t)q * cout_g * out_wide,
+                     (int)out_wide);
+    for (int o = 0; o < cout; o++)
+        for (int y = 0; y < g->oh; y++)
+            memcpy(z + ((size_t)o * g->oh + y) * g->ow, zp + (size_t)o * out_wide + (size_t)y * wp,
+                   (size_t)g->ow * sizeof *z);
+}
+
+/* z = W x for one sample of a convolution with the given geometry, W [cout, c/groups, kh, kw]. */
+static void conv_run(const conv_geom *g, int groups, int cout, const float *W, const float *x,
+                     float *z, float *scratch)
+{
+    if (shifted_ok(g, groups)) {
+        conv_shifted(g, groups, cout, W, x, z, scratch);
+        return;
+    }
+    const int ohw = g->oh * g->ow, cout_g = cout / groups;
+    const int kg = g->c / groups * g->kh * g->kw;
+    im2col(g, x, scratch);
+    for (int q = 0; q < groups; q++)
+        gemm(0, 0, cout_g, ohw, kg, W + (size_t)q * cout_g * kg, kg,
+             scratch + (size_t)q * kg * ohw, ohw, z + (size_t)q * cout_g * ohw, ohw);
 }
 
 /* g = W^T s for one sample; flipped is flip_kernel(W) when transpose_is_conv. */
 static void conv_transpose(const glrp_linear *l, const float *W, const float *flipped,
                            const float *s, float *gv, float *col)
 {
-    const int g = l->groups, cin_g = l->cin / g, cout_g = l->cout / g;
     if (flipped) {
         const conv_geom geo = transpose_geom(l);
-        const int ihw = l->ih * l->iw, kg = cout_g * l->kh * l->kw;
-        im2col(&geo, s, col);
-        for (int q = 0; q < g; q++)
-            gemm(0, 0, cin_g, ihw, kg, flipped + (size_t)q * cin_g * kg, kg,
-                 col + (size_t)q * kg * ihw, ihw, gv + (size_t)q * cin_g * ihw, ihw);
+        conv_run(&geo, l->groups, l->cin, flipped, s, gv, col);
         return;
     }
+    const int g = l->groups, cout_g = l->cout / g;
     const conv_geom geo = forward_geom(l);
-    const int ohw = l->oh * l->ow, kg = cin_g * l->kh * l->kw;
+    const int ohw = l->oh * l->ow, kg = l->cin / g * l->kh * l->kw;
     for (int q = 0; q < g; q++)
         gemm(1, 0, kg, ohw, cout_g, W + (size_t)q * cout_g * kg, kg,
              s + (size_t)q * cout_g * ohw, ohw, col + (size_t)q * kg * ohw, ohw);
@@ -211,8 +294,9 @@ void linear_forward(const glrp_layer *L, const float *W, const float *x, float *
         return;
     }
     const size_t in = linear_in_numel(L), out = linear_out_numel(L);
+    const conv_geom geo = forward_geom(l);
     for (int s = 0; s < n; s++)
-        conv_forward(l, W, x + s * in, z + s * out, col);
+        conv_run(&geo, l->groups, l->cout, W, x + s * in, z + s * out, col);
 }
 
 void linear_transpose(const glrp_layer *L, const float *W, const float *sv, float *gv, int n,
@@ -226,8 +310,9 @@ void linear_transpose(const glrp_layer *L, const float *W, const float *sv, floa
     const size_t in = linear_in_numel(L), out = linear_out_numel(L);
     float *flipped = NULL;
     if (transpose_is_conv(l)) {
-        /* The flipped kernel lives behind the transposed im2col in the scratch. */
-        flipped = col + (size_t)l->cout * l->kh * l->kw * l->ih * l->iw;
+        /* The flipped kernel lives behind the transposed convolution's scratch. */
+        const conv_geom t = transpose_geom(l);
+        flipped = col + conv_scratch(&t, l->groups, l->cin);
         flip_kernel(l, W, flipped);
     }
     for (int s = 0; s < n; s++)

@@ -32,6 +32,19 @@ static int window_argmax(const glrp_pool *p, const float *plane, int oy, int ox)
     window w = window_at(p, oy, ox);
     int best = -1;
     float best_v = -INFINITY;
+    const int y_last = w.y0 + (p->kh - 1) * p->dil[0], x_last = w.x0 + (p->kw - 1) * p->dil[1];
+    if (w.y0 >= 0 && w.x0 >= 0 && y_last < p->ih && x_last < p->iw) {
+        /* Inside the input (nearly every window): the same scan without bounds checks. */
+        for (int iy = w.y0; iy <= y_last; iy += p->dil[0])
+            for (int ix = w.x0; ix <= x_last; ix += p->dil[1]) {
+                float v = plane[iy * p->iw + ix];
+                if (isnan(v))
+                    return iy * p->iw + ix;
+                if (best < 0 || v > best_v)
+                    best = iy * p->iw + ix, best_v = v;
+            }
+        return best;
+    }
     for (int ki = 0; ki < p->kh; ki++) {
         int iy = w.y0 + ki * p->dil[0];
         if (iy < 0 || iy >= p->ih)

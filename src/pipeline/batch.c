@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "pipeline/batch.h"
 
+#include <cpl_error.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -295,7 +296,11 @@ static int run_scene(batch_state *s, size_t idx, json_t *e, size_t pos, size_t t
         j.quiet = 1;     /* one line per scene instead; warnings go to the report */
         j.loaded_model = s->model;
         j.model_sha256 = s->model_sha;
+        /* GDAL would print its own lines for a bad scene; its message is in err and goes
+         * to the manifest and the progress line. */
+        CPLPushErrorHandler(CPLQuietErrorHandler);
         rc = scene_job_run(&j, &err);
+        CPLPopErrorHandler();
     }
     json_t *outs = NULL;
     if (!rc) {

@@ -263,7 +263,7 @@ static size_t add_warnings(json_t *e, const char *report)
     json_t *r = json_load_file(report, 0, NULL);
     json_t *w = json_object_get(r, "warnings");
     size_t n = json_array_size(w);
-    json_object_set(e, "warnings", json_is_array(w) ? w : json_array());
+    json_object_set_new(e, "warnings", json_is_array(w) ? json_incref(w) : json_array());
     json_decref(r);
     return n;
 }

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/rules_opts.h"
-#include "pipeline/scene_job.h"
+#include "cli/scene_opts.h"
 
 enum { MODE_EXPLAIN, MODE_CLASSIFY, MODE_BANDS };
 
@@ -43,25 +42,11 @@ static void help(FILE *f, int mode)
                    "Cloud Optimized GeoTIFF on the scene's grid: band 1 relevance_total, then\n"
                    "one band per input band (relevance_<band name>); a .qml beside it styles\n"
                    "it in QGIS (blue negative, white zero, red positive).\n\n");
-    fprintf(f,
-            "Input:\n"
-            "  SCENE               any raster GDAL opens (GeoTIFF, VRT, JP2, NETCDF:file:var)\n"
-            "  -m, --model FILE    ONNX model taking (N, C, H, W); tiles are H x W (required)\n"
-            "  --config FILE       JSON: bands, scale/offset, clip, normalization, fill_value,\n"
-            "                      zbox bounds, run defaults (examples in config/). Default:\n"
-            "                      the model's ONNX metadata (standardization_mean/std), else\n"
-            "                      raw values\n"
-            "  --bands LIST        bands by 1-based index or description, comma-separated\n"
-            "                      (default: the config's, else all bands)\n"
-            "Tiling:\n"
-            "  --tile N            must equal the model's input size (the default)\n"
-            "  --stride N          pixels between tiles (default tile/2)\n"
-            "  --blend MODE        hann (default), uniform or center\n"
-            "  --min-valid F       skip tiles with less than this fraction of valid pixels\n"
-            "                      (default 0: skip only tiles without any)\n"
-            "  --batch N           tiles per batch (default 16)\n"
-            "  --threads N         BLAS threads (default 1; outputs do not depend on it)\n"
-            "Outputs:\n");
+    fprintf(f, "Input:\n"
+               "  SCENE               any raster GDAL opens (GeoTIFF, VRT, JP2, NETCDF:file:var)\n");
+    scene_opts_help_input(f);
+    scene_opts_help_tiling(f);
+    fprintf(f, "Outputs:\n");
     if (mode == MODE_EXPLAIN)
         fprintf(f, "  -o, --output FILE   relevance COG (required)\n"
                    "  --class-map FILE    class map COG (Byte), argmax of the blended tile\n"
@@ -78,99 +63,40 @@ static void help(FILE *f, int mode)
             "  --overwrite         replace existing outputs (default: refuse)\n"
             "  -q, --quiet         no progress on stderr\n");
     if (!classify)
-        fprintf(f,
-                "Relevance:\n"
-                "  --target T          predicted (default: each tile its own predicted class),\n"
-                "                      a class index or name (every tile explains it), or all\n"
-                "                      (one total-relevance band per class)\n"
-                "  --init MODE         logit (default), one or prob\n"
-                "  (default composite for scenes: epsilon-gamma-box, zbox bounds from the\n"
-                "  config, the model's valid_min/valid_max metadata, or the band ranges)\n"
-                RULES_HELP);
+        scene_opts_help_relevance(f);
     fprintf(f, "  -h, --help          this help\n"
                "Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.\n");
 }
 
-enum { OPT_CONFIG = RULES_OPT_END, OPT_BANDS, OPT_TILE, OPT_STRIDE, OPT_BLEND, OPT_TARGET,
-       OPT_INIT, OPT_CLASS_MAP, OPT_SCORES, OPT_REPORT, OPT_MIN_VALID, OPT_THREADS,
-       OPT_BATCH, OPT_OVERWRITE, OPT_BANDS_REPORT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_OCCLUSION,
-       OPT_BASELINE };
+enum { OPT_CLASS_MAP = SCENE_OPT_END, OPT_SCORES, OPT_REPORT, OPT_OVERWRITE, OPT_BANDS_REPORT,
+       OPT_JSON, OPT_CSV, OPT_PLOT, OPT_OCCLUSION, OPT_BASELINE };
 
 static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
 {
     const int classify = mode == MODE_CLASSIFY;
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
-        {"config", required_argument, 0, OPT_CONFIG}, {"bands", required_argument, 0, OPT_BANDS},
-        {"tile", required_argument, 0, OPT_TILE}, {"stride", required_argument, 0, OPT_STRIDE},
-        {"blend", required_argument, 0, OPT_BLEND}, {"target", required_argument, 0, OPT_TARGET},
-        {"init", required_argument, 0, OPT_INIT},
+        {"output", required_argument, 0, 'o'},
         {"class-map", required_argument, 0, OPT_CLASS_MAP},
         {"scores", required_argument, 0, OPT_SCORES}, {"report", required_argument, 0, OPT_REPORT},
-        {"min-valid", required_argument, 0, OPT_MIN_VALID},
-        {"threads", required_argument, 0, OPT_THREADS}, {"batch", required_argument, 0, OPT_BATCH},
         {"overwrite", no_argument, 0, OPT_OVERWRITE}, {"quiet", no_argument, 0, 'q'},
         {"bands-report", required_argument, 0, OPT_BANDS_REPORT},
         {"json", required_argument, 0, OPT_JSON}, {"csv", required_argument, 0, OPT_CSV},
         {"plot", required_argument, 0, OPT_PLOT}, {"occlusion", no_argument, 0, OPT_OCCLUSION},
         {"baseline", required_argument, 0, OPT_BASELINE},
-        {"help", no_argument, 0, 'h'}, RULES_LONG_OPTIONS, {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'}, SCENE_LONG_OPTIONS, {0, 0, 0, 0}};
     const char *cmd = mode == MODE_BANDS ? "bands" : classify ? "classify" : "explain";
     const char *out = NULL;
-    int c;
-    long v;
+    int c, rc;
     float f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': j->model = optarg; break;
         case 'o': out = optarg; break;
         case 'q': j->quiet = 1; break;
         case 'h': help(stdout, mode); return -1;
-        case OPT_CONFIG: j->config = optarg; break;
-        case OPT_BANDS: j->bands = optarg; break;
-        case OPT_TILE:
-            if (arg_int("--tile", optarg, 1, 1 << 16, &v)) return EXIT_USAGE;
-            j->tile = (int)v;
-            break;
-        case OPT_STRIDE:
-            if (arg_int("--stride", optarg, 1, 1 << 16, &v)) return EXIT_USAGE;
-            j->stride = (int)v;
-            break;
-        case OPT_BLEND:
-            j->blend_set = 1;
-            if (!strcmp(optarg, "hann")) j->blend = BLEND_HANN;
-            else if (!strcmp(optarg, "uniform")) j->blend = BLEND_UNIFORM;
-            else if (!strcmp(optarg, "center")) j->blend = BLEND_CENTER;
-            else return usage_error(cmd, "--blend: '%s' is not hann, uniform or center", optarg);
-            break;
-        case OPT_TARGET: {
-            j->target_set = 1;
-            if (scene_target_parse(j, optarg))
-                return usage_error(cmd, "--target: %s is negative", optarg);
-            break;
-        }
-        case OPT_INIT:
-            j->init_set = 1;
-            if (glrp_init_parse(optarg, &j->init))
-                return usage_error(cmd, "--init: '%s' is not one, logit or prob", optarg);
-            break;
         case OPT_CLASS_MAP: j->class_map = optarg; break;
         case OPT_SCORES: j->scores = optarg; break;
         case OPT_REPORT: j->report = optarg; break;
-        case OPT_MIN_VALID:
-            if (arg_float("--min-valid", optarg, &f)) return EXIT_USAGE;
-            if (f < 0 || f > 1) return usage_error(cmd, "--min-valid: %g is not from 0 to 1", f);
-            j->min_valid = f, j->min_valid_set = 1;
-            break;
-        case OPT_THREADS:
-            if (arg_int("--threads", optarg, 1, 1024, &v)) return EXIT_USAGE;
-            j->threads = (int)v;
-            break;
-        case OPT_BATCH:
-            if (arg_int("--batch", optarg, 1, 4096, &v)) return EXIT_USAGE;
-            j->batch = (int)v;
-            break;
         case OPT_OVERWRITE: j->overwrite = 1; break;
         case OPT_BANDS_REPORT:
         case OPT_JSON:
@@ -197,10 +123,8 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
         default:
             if (classify && c >= RULES_OPT_BASE && c < RULES_OPT_END)
                 return usage_error(cmd, "rule options apply to 'geolrp explain'");
-            if (c == OPT_COMPOSITE)
-                j->composite_set = 1;
-            if (rules_opts_handle(ro, c, optarg))
-                return EXIT_USAGE;
+            if ((rc = scene_opts_handle(cmd, c, optarg, j, ro)))
+                return rc == 1 ? usage_error(cmd, "unknown option or missing value") : rc;
         }
     }
     if (optind != argc - 1)
@@ -225,11 +149,7 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
     } else {
         j->output = out;
     }
-    if (!j->composite_set)
-        snprintf(ro->rules.composite, sizeof ro->rules.composite, "epsilon-gamma-box");
-    int rc = rules_opts_finish(ro);
-    j->rules = ro->rules;
-    return rc;
+    return scene_opts_finish(j, ro);
 }
 
 static int run(int argc, char **argv, int mode)

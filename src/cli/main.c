@@ -16,6 +16,9 @@ static void usage(FILE *f)
             "  explain     relevance layers for a whole scene, as a georeferenced COG\n"
             "  classify    class map of a whole scene, as a georeferenced COG\n"
             "  bands       band importance of a scene (JSON, CSV, SVG), with occlusion check\n"
+            "  batch       explain many scenes (files, folders, patterns, lists) into a folder,\n"
+            "              resumable, with a manifest; --shard I/N for clusters\n"
+            "  merge-manifest  combine the manifests of a batch's shards and count the scenes\n"
             "  relevance   explain samples of a .npy array with an ONNX model\n"
             "  synth       synthetic samples with ground-truth masks (artifact studies)\n"
             "  eval        fact-or-artifact metrics against ground truth; --benchmark\n"
@@ -53,6 +56,10 @@ int main(int argc, char **argv)
         return cmd_bands(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify"))
         return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "batch"))
+        return cmd_batch(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge-manifest"))
+        return cmd_merge_manifest(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "geolrp: unknown command '%s'\n", cmd);

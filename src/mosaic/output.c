@@ -166,17 +166,39 @@ void out_set_color_table(out_raster *o, int n_classes, char **class_names)
 
 /* Category names do not survive the copy to COG (GTiff keeps them in a .aux.xml); set them
  * on the finished file, where GDAL writes them to its .aux.xml sidecar. */
+/* Class names live in GDAL's .aux.xml beside the COG. They are set on the finished COG
+ * while it still has its temporary name, and the .aux.xml is renamed into place before the
+ * COG: GDAL writes that file in place, so doing it under the real name would let a crash
+ * leave a truncated .aux.xml beside a complete class map. */
 static int write_categories(const out_raster *o, glrp_error *err)
 {
     if (!o->categories)
         return 0;
-    GDALDatasetH ds = GDALOpen(o->path, GA_ReadOnly);
-    if (!ds)
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot reopen to set class names",
-                         o->path);
-    GDALSetRasterCategoryNames(GDALGetRasterBand(ds, 1), o->categories);
-    GDALClose(ds);
-    return 0;
+    size_t len = strlen(o->cog_tmp) + 16, flen = strlen(o->path) + 16;
+    char *aux_tmp = malloc(len), *aux = malloc(flen);
+    if (!aux_tmp || !aux) {
+        free(aux_tmp), free(aux);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    }
+    snprintf(aux_tmp, len, "%s.aux.xml", o->cog_tmp);
+    snprintf(aux, flen, "%s.aux.xml", o->path);
+    cleanup_register(aux_tmp);
+    int rc = 0;
+    GDALDatasetH ds = GDALOpen(o->cog_tmp, GA_ReadOnly);
+    if (!ds) {
+        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot reopen to set class names", o->path);
+    } else {
+        GDALSetRasterCategoryNames(GDALGetRasterBand(ds, 1), o->categories);
+        GDALClose(ds);
+        /* No .aux.xml when GDAL's PAM is switched off: then there is nothing to move. */
+        if (access(aux_tmp, F_OK) == 0 && rename(aux_tmp, aux) != 0)
+            rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot rename the class names into "
+                           "place", aux);
+    }
+    unlink(aux_tmp);
+    cleanup_release(aux_tmp);
+    free(aux_tmp), free(aux);
+    return rc;
 }
 
 static int CPL_STDCALL stderr_progress(double fraction, const char *msg, void *arg)
@@ -241,12 +263,10 @@ int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err
 
 int out_commit(out_raster *o, glrp_error *err)
 {
-    int rc = 0;
-    if (rename(o->cog_tmp, o->path) != 0)
+    int rc = write_categories(o, err);
+    if (!rc && rename(o->cog_tmp, o->path) != 0)
         rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot rename the finished output into "
                        "place", o->path);
-    else
-        rc = write_categories(o, err);
     out_abort(o);
     return rc;
 }

@@ -40,7 +40,7 @@ void out_set_color_table(out_raster *o, int n_classes, char **class_names);
  * no progress. Several outputs are finished first and committed together, so a failure
  * while writing one leaves none of them under its real name. */
 int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err);
-/* Renames the finished COG into place (and writes class names beside it). */
+/* Renames the finished COG into place, after the .aux.xml with its class names. */
 int out_commit(out_raster *o, glrp_error *err);
 /* Removes every temporary and frees o (safe after out_commit). */
 void out_abort(out_raster *o);

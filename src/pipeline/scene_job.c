@@ -314,7 +314,11 @@ static int setup(run_state *st, glrp_error *err)
     }
     if ((rc = scene_open(j->scene, j->bands ? j->bands : st->cfg.bands, &st->sc, err)))
         return rc;
-    if ((rc = glrp_model_load(j->model, j->batch, &st->m, err)) || (rc = check_bands(st, err)))
+    if (j->loaded_model)
+        st->m = j->loaded_model;
+    else if ((rc = glrp_model_load(j->model, j->batch, &st->m, err)))
+        return rc;
+    if ((rc = check_bands(st, err)))
         return rc;
     const int64_t *d = glrp_model_input_dims(st->m);
     st->C = (int)d[0], st->th = (int)d[1], st->tw = (int)d[2];
@@ -373,6 +377,10 @@ static int setup(run_state *st, glrp_error *err)
         warn(st, "%s (%d x %d) is smaller than a tile (%d x %d): padded with the fill value",
              j->scene, st->sc.width, st->sc.height, st->tw, st->th);
     glrp_set_threads(j->threads);
+    if (j->model_sha256) {
+        snprintf(st->sha, sizeof st->sha, "%s", j->model_sha256);
+        return 0;
+    }
     return sha256_file(j->model, st->sha, err);
 }
 
@@ -1032,7 +1040,8 @@ static void cleanup(run_state *st)
         free(st->batch_x0), free(st->batch_valid), free(st->tile_rp), free(st->tile_vals), free(st->rows), free(st->cls_rows),
         free(st->score_rows), free(st->class_pixels), free(st->occl_x), free(st->occl_s);
     band_stats_free(&st->bs);
-    glrp_model_free(st->m);
+    if (st->m != st->job->loaded_model)
+        glrp_model_free(st->m);
     scene_close(&st->sc);
     config_free(&st->cfg);
 }

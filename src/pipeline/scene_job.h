@@ -36,6 +36,10 @@ typedef struct {
     int occlusion;
     int baseline_set;        /* else the scene mean of each band */
     double baseline;         /* in scene units, normalised like the data */
+    /* A batch of scenes loads and hashes the model once: when set, the job borrows this
+     * model (loaded from `model` for at least `batch` tiles) and this SHA-256 of it. */
+    glrp_model *loaded_model;
+    const char *model_sha256;
 } scene_job;
 
 void scene_job_init(scene_job *j);

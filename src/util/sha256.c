@@ -33,3 +33,14 @@ int sha256_file(const char *path, char hex[65], glrp_error *err)
         snprintf(hex + 2 * k, 3, "%02x", md[k]);
     return 0;
 }
+
+int sha256_buffer(const void *data, size_t len, char hex[65], glrp_error *err)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "SHA-256 unavailable");
+    for (unsigned k = 0; k < 32; k++)
+        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+    return 0;
+}

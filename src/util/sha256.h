@@ -4,6 +4,10 @@
 
 #include "geolrp/geolrp.h"
 
+#include <stddef.h>
+
 int sha256_file(const char *path, char hex[65], glrp_error *err);
+/* The same of len bytes in memory. */
+int sha256_buffer(const void *data, size_t len, char hex[65], glrp_error *err);
 
 #endif

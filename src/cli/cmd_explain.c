@@ -4,6 +4,7 @@
  * geolrp classify SCENE -m MODEL -o CLASSES.tif: the class map (and scores) only.
  * geolrp bands SCENE -m MODEL --json F: band importance, optionally with occlusion.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ static void help(FILE *f, int mode)
                    "Classifies a scene tile by tile and writes the class map (Byte COG with\n"
                    "colour table, class names and a .qml); --scores adds the probability.\n\n");
     else
-        fprintf(f, "Usage: geolrp explain SCENE -m MODEL.onnx -o OUT.tif [options]\n\n"
+        fprintf(f, "Usage: geolrp explain SCENE -m MODEL.onnx -o OUT.tif [options]\n"
+                   "       geolrp explain SCENE -m MODEL.onnx --part I/N -o PART [options]\n\n"
                    "Explains a scene tile by tile with LRP and mosaics the relevance into a\n"
                    "Cloud Optimized GeoTIFF on the scene's grid: band 1 relevance_total, then\n"
                    "one band per input band (relevance_<band name>); a .qml beside it styles\n"
@@ -63,11 +65,17 @@ static void help(FILE *f, int mode)
             "  --threads N         BLAS threads (default 1; outputs do not depend on it)\n"
             "Outputs:\n");
     if (mode == MODE_EXPLAIN)
-        fprintf(f, "  -o, --output FILE   relevance COG (required)\n"
+        fprintf(f, "  -o, --output FILE   relevance COG (required); with --part, the part file\n"
                    "  --class-map FILE    class map COG (Byte), argmax of the blended tile\n"
                    "                      probabilities\n"
                    "  --bands-report FILE band importance JSON computed in the same pass\n"
-                   "                      (see 'geolrp bands')\n");
+                   "                      (see 'geolrp bands')\n"
+                   "  --part I/N          compute only part I (0-based) of N: a contiguous,\n"
+                   "                      balanced range of tile rows; -o is then a part file and\n"
+                   "                      'geolrp merge' makes the outputs from all N (default:\n"
+                   "                      the whole scene). --part slurm: I and N from\n"
+                   "                      SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (or\n"
+                   "                      _MIN/_MAX). See docs/merge.md\n");
     else if (classify)
         fprintf(f, "  -o, --output FILE   class map COG (required)\n");
     else
@@ -94,7 +102,61 @@ static void help(FILE *f, int mode)
 enum { OPT_CONFIG = RULES_OPT_END, OPT_BANDS, OPT_TILE, OPT_STRIDE, OPT_BLEND, OPT_TARGET,
        OPT_INIT, OPT_CLASS_MAP, OPT_SCORES, OPT_REPORT, OPT_MIN_VALID, OPT_THREADS,
        OPT_BATCH, OPT_OVERWRITE, OPT_BANDS_REPORT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_OCCLUSION,
-       OPT_BASELINE };
+       OPT_BASELINE, OPT_PART };
+
+static int env_long(const char *name, long *out)
+{
+    const char *s = getenv(name);
+    char *end;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return errno || *end || *out < 0 ? -2 : 0;
+}
+
+/* "I/N" with 0 <= I < N, or "slurm": the task's place in its Slurm job array. */
+static int parse_part(const char *s, scene_job *j)
+{
+    long i, n, mn = 0, mx;
+    if (!strcmp(s, "slurm")) {
+        int ri = env_long("SLURM_ARRAY_TASK_ID", &i), rn = env_long("SLURM_ARRAY_TASK_COUNT", &n);
+        int rmin = env_long("SLURM_ARRAY_TASK_MIN", &mn);
+        if (ri)
+            return usage_error("explain", "--part slurm: SLURM_ARRAY_TASK_ID is %s (not a job "
+                               "array task?)", ri == -1 ? "not set" : "not a number");
+        if (rmin == -2)
+            return usage_error("explain", "--part slurm: SLURM_ARRAY_TASK_MIN is not a number");
+        if (rmin)
+            mn = 0;
+        if (rn) {
+            if (env_long("SLURM_ARRAY_TASK_MAX", &mx) || mx < mn)
+                return usage_error("explain", "--part slurm: neither SLURM_ARRAY_TASK_COUNT "
+                                   "nor SLURM_ARRAY_TASK_MAX is set");
+            n = mx - mn + 1;
+        }
+        i -= mn;
+        if (i < 0 || i >= n || n > 1000000)
+            return usage_error("explain", "--part slurm: task %s is not one of %ld contiguous "
+                               "tasks from %ld (use --array=0-%ld, without a step)",
+                               getenv("SLURM_ARRAY_TASK_ID"), n, mn, n - 1);
+    } else {
+        char *end;
+        errno = 0;
+        i = strtol(s, &end, 10);
+        if (errno || end == s || *end != '/')
+            return usage_error("explain", "--part: '%s' is not I/N (e.g. 0/4) or slurm", s);
+        const char *ns = end + 1;
+        n = strtol(ns, &end, 10);
+        if (errno || end == ns || *end)
+            return usage_error("explain", "--part: '%s' is not I/N (e.g. 0/4) or slurm", s);
+        if (n < 1 || n > 1000000 || i < 0 || i >= n)
+            return usage_error("explain", "--part %s: N must be from 1 to 1000000 and I from 0 "
+                               "to N-1", s);
+    }
+    j->part_index = (int)i, j->part_count = (int)n;
+    return 0;
+}
 
 static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
 {
@@ -113,7 +175,7 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
         {"bands-report", required_argument, 0, OPT_BANDS_REPORT},
         {"json", required_argument, 0, OPT_JSON}, {"csv", required_argument, 0, OPT_CSV},
         {"plot", required_argument, 0, OPT_PLOT}, {"occlusion", no_argument, 0, OPT_OCCLUSION},
-        {"baseline", required_argument, 0, OPT_BASELINE},
+        {"baseline", required_argument, 0, OPT_BASELINE}, {"part", required_argument, 0, OPT_PART},
         {"help", no_argument, 0, 'h'}, RULES_LONG_OPTIONS, {0, 0, 0, 0}};
     const char *cmd = mode == MODE_BANDS ? "bands" : classify ? "classify" : "explain";
     const char *out = NULL;
@@ -172,6 +234,12 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
             j->batch = (int)v;
             break;
         case OPT_OVERWRITE: j->overwrite = 1; break;
+        case OPT_PART:
+            if (mode != MODE_EXPLAIN)
+                return usage_error(cmd, "--part applies to 'geolrp explain'");
+            if (parse_part(optarg, j))
+                return EXIT_USAGE;
+            break;
         case OPT_BANDS_REPORT:
         case OPT_JSON:
         case OPT_CSV:
@@ -222,6 +290,11 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
         if (j->class_map)
             return usage_error(cmd, "-o is the class map; --class-map is for explain");
         j->class_map = out;
+    } else if (j->part_count) {
+        if (j->class_map || j->scores || j->report || j->bands_json)
+            return usage_error(cmd, "with --part, -o is the part file; give --class-map, "
+                               "--scores, --report and --bands-report to 'geolrp merge'");
+        j->part = out;
     } else {
         j->output = out;
     }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "pipeline/part_file.h"
 #include "pipeline/run_state.h"
@@ -61,20 +62,58 @@ static json_t *strings_json(char *const *v, int n)
     return a;
 }
 
-/* The scene as a file (when it is one) and as a raster. */
+/* A fingerprint of a scene file that does not depend on its path or time stamps (a
+ * staged copy matches) yet tells apart two scenes of the same grid and size: the SHA-256
+ * of its size and of 16 slices of 64 KiB spread over it (all of it when smaller). */
+#define FP_SLICES 16
+#define FP_SLICE (64 * 1024)
+
+static int scene_fingerprint(const char *path, long long size, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    sha256_stream *h = f ? sha256_begin() : NULL;
+    unsigned char *buf = h ? malloc(FP_SLICE) : NULL;
+    int ok = buf != NULL;
+    char head[32];
+    snprintf(head, sizeof head, "%lld\n", size);
+    if (ok)
+        sha256_update(h, head, strlen(head));
+    if (size <= (long long)FP_SLICES * FP_SLICE) {
+        size_t n;
+        while (ok && (n = fread(buf, 1, FP_SLICE, f)) > 0)
+            sha256_update(h, buf, n);
+        ok = ok && !ferror(f);
+    } else {
+        for (int k = 0; ok && k < FP_SLICES; k++) {
+            long long off = (long long)k * (size - FP_SLICE) / (FP_SLICES - 1);
+            ok = fseeko(f, (off_t)off, SEEK_SET) == 0 && fread(buf, 1, FP_SLICE, f) == FP_SLICE;
+            if (ok)
+                sha256_update(h, buf, FP_SLICE);
+        }
+    }
+    if (ok)
+        sha256_end(h, hex);
+    else
+        sha256_discard(h);
+    free(buf);
+    if (f)
+        fclose(f);
+    return ok ? 0 : -1;
+}
+
+/* The scene as a raster and, when it is a file, its size and fingerprint (not its path
+ * or time: parts may read staged copies). */
 static json_t *scene_identity(const run_state *st)
 {
     json_t *o = json_object();
-    char *real = realpath(st->job->scene, NULL);
     struct stat sb;
-    int is_file = real && stat(real, &sb) == 0;
-    json_object_set_new(o, "file", real ? json_string(real) : json_null());
+    char fp[65];
+    int is_file = stat(st->job->scene, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                  !scene_fingerprint(st->job->scene, (long long)sb.st_size, fp);
     json_object_set_new(o, "size", is_file ? json_integer((json_int_t)sb.st_size) : json_null());
-    json_object_set_new(o, "mtime_ns", is_file ? json_integer((json_int_t)sb.st_mtim.tv_sec *
-                                                                  1000000000 +
-                                                              sb.st_mtim.tv_nsec)
-                                               : json_null());
-    free(real);
+    json_object_set_new(o, "fingerprint", is_file ? json_string(fp) : json_null());
+    /* a GDAL connection string or virtual path: its name is all there is */
+    json_object_set_new(o, "name", is_file ? json_null() : json_string(st->job->scene));
     json_object_set_new(o, "width", json_integer(st->grid.width));
     json_object_set_new(o, "height", json_integer(st->grid.height));
     json_t *idx = json_array();
@@ -152,8 +191,10 @@ json_t *part_meta_describe(const run_state *st, double t_total)
                                                "tile_rows", st->part_t0, st->part_t1, "rows",
                                                st->part_a, st->part_b, "seam_rows",
                                                st->part_seam, st->part_a));
-    json_object_set_new(doc, "names", json_pack("{s:s, s:s}", "scene", j->scene, "model",
-                                                j->model));
+    char *real = realpath(j->scene, NULL);
+    json_object_set_new(doc, "names", json_pack("{s:s, s:s, s:s?}", "scene", j->scene, "model",
+                                                j->model, "scene_file", real));
+    free(real);
     json_object_set_new(doc, "scene", scene_identity(st));
     json_object_set_new(doc, "model_sha256", json_string(st->sha));
     json_object_set_new(doc, "options", options_json(st));

@@ -27,6 +27,7 @@ stop_pid() { # NAME PIDFILE
 
 if [ -f "$SLURM_CONF" ] && [ -f "$DIR/slurmctld.pid" ]; then
     jobs=$(squeue -h -o %A 2>/dev/null | sort -u | tr '\n' ' ')
+    # shellcheck disable=SC2086 # one argument per job id
     [ -z "$jobs" ] || scancel $jobs 2>/dev/null
     scontrol shutdown >/dev/null 2>&1
 fi

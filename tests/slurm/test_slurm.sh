@@ -145,7 +145,8 @@ SB
     echo "test_slurm: parts: array job $array ($n tasks), merge job $merge after it"
     wait_jobs "$array" "$merge"
     jobs_completed "$array" "$merge" || { show_job_logs "$d/jobs"; fail "parts: a job did not complete"; }
-    [ "$(ls "$d"/part-*.glrp | wc -l)" = "$n" ] || fail "parts: expected $n part files"
+    [ "$(find "$d" -maxdepth 1 -name 'part-*.glrp' | wc -l)" = "$n" ] ||
+        fail "parts: expected $n part files"
     # the same run on this machine, without Slurm
     "$GEOLRP" explain "$SCENE" -m "$MODEL" -o "$d/local/relevance.tif" \
         --class-map "$d/local/classes.tif" --scores "$d/local/scores.tif" \

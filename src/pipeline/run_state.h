@@ -87,7 +87,6 @@ typedef struct {
     json_t *part_rows;        /* row_stats of each tile row, in order */
 } run_state;
 
-void run_warn(run_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 double run_now(void);
 
 /* Band counts and names of the accumulated layers; band statistics. */

@@ -56,14 +56,20 @@ int scene_target_parse(scene_job *j, const char *s)
 }
 
 
-double run_now(void)
+static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void run_warn(run_state *st, const char *fmt, ...)
+double run_now(void)
+{
+    return now();
+}
+
+static void warn(run_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(run_state *st, const char *fmt, ...)
 {
     char buf[600];
     va_list ap;
@@ -322,20 +328,20 @@ static int setup(run_state *st, glrp_error *err)
             glrp_rule r = glrp_rule_for_linear(st->m, &j->rules, k);
             if (glrp_model_linear_is_first(st->m, k) &&
                 (r.kind == GLRP_RULE_FLAT || r.kind == GLRP_RULE_WSQUARE))
-                run_warn(st, "the first layer uses the %s rule, which gives every band of a pixel "
+                warn(st, "the first layer uses the %s rule, which gives every band of a pixel "
                      "the same share: the per-band relevance layers say nothing about bands "
                      "(use epsilon-gamma-box for band importance)",
                      r.kind == GLRP_RULE_FLAT ? "flat" : "wsquare");
         }
     }
     if (!st->sc.has_geotransform)
-        run_warn(st, "%s has no georeferencing; the outputs keep its pixel grid without a CRS",
+        warn(st, "%s has no georeferencing; the outputs keep its pixel grid without a CRS",
              j->scene);
     if (st->sc.striped)
-        run_warn(st, "%s is striped, not tiled: windowed reads are slow (gdal_translate -co "
+        warn(st, "%s is striped, not tiled: windowed reads are slow (gdal_translate -co "
              "TILED=YES makes a tiled copy)", j->scene);
     if (st->sc.width < st->tw || st->sc.height < st->th)
-        run_warn(st, "%s (%d x %d) is smaller than a tile (%d x %d): padded with the fill value",
+        warn(st, "%s (%d x %d) is smaller than a tile (%d x %d): padded with the fill value",
              j->scene, st->sc.width, st->sc.height, st->tw, st->th);
     glrp_set_threads(j->threads);
     /* What the finishing stage needs, so that merge can give it without scene or model. */
@@ -532,7 +538,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
         return 0;
     const size_t tile = (size_t)st->th * st->tw, in = (size_t)st->C * tile;
     const int n = st->n_batch;
-    double t0 = run_now();
+    double t0 = now();
     int passes = st->need_rel ? (j->target == TARGET_ALL ? st->n_classes : 1) : 0;
     glrp_sample_stats stats[n];
     float probs[256];
@@ -575,7 +581,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
             return rc;
         }
     }
-    double t1 = run_now();
+    double t1 = now();
     st->t_explain += t1 - t0;
     for (int s = 0; s < n; s++) {
         float *v = st->tile_vals;
@@ -612,7 +618,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
     free(rel);
     st->tiles_explained += n;
     st->n_batch = 0;
-    st->t_mosaic += run_now() - t1;
+    st->t_mosaic += now() - t1;
     return 0;
 }
 
@@ -623,7 +629,7 @@ int run_flush_rows(run_state *st, int until, glrp_error *err)
 {
     if (st->pw)
         return part_run_flush(st, until, err);
-    double t0 = run_now();
+    double t0 = now();
     int n = accum_take(&st->acc, until, st->rows);
     if (n <= 0)
         return 0;
@@ -652,7 +658,7 @@ int run_flush_rows(run_state *st, int until, glrp_error *err)
         if (!rc && st->sc_open)
             rc = out_write_rows(&st->sc_out, st->score_rows, n, err);
     }
-    st->t_write += run_now() - t0;
+    st->t_write += now() - t0;
     return rc;
 }
 
@@ -668,7 +674,7 @@ int run_tile_grid(run_state *st, glrp_error *err)
     return 0;
 }
 
-/* Tile rows [t0, t1): all of them, or those of a part. */
+/* Tile rows [row_begin, row_end): all of them, or those of a part. */
 static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
 {
     scene_job *j = st->job;
@@ -684,13 +690,13 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
         const int y0 = ys[ty], h = H - y0 < st->th ? H - y0 : st->th;
         if ((rc = run_flush_rows(st, y0, err)))
             break;
-        double t0 = run_now();
+        double t0 = now();
         if ((rc = scene_read(&st->sc, 0, y0, W, h, st->stripe, st->stripe_valid, err)))
             break;
         const size_t plane = (size_t)h * W;
         normalize_apply(&st->norm, &st->sc, st->stripe, st->stripe_valid, plane);
         accum_set_valid(&st->acc, st->stripe_valid, 0, y0, W, h);
-        st->t_read += run_now() - t0;
+        st->t_read += now() - t0;
         for (int tx = 0; tx < nx && !rc; tx++) {
             const int x0 = xs[tx], w = W - x0 < st->tw ? W - x0 : st->tw;
             float *x = st->batch_x + (size_t)st->n_batch * st->C * tile;
@@ -930,7 +936,7 @@ static int write_band_outputs(run_state *st, glrp_error *err)
     if (!doc)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     if (j->occlusion && isfinite(rho) && rho < 0.5)
-        run_warn(st, "LRP and occlusion rank the bands differently (Spearman %.2f): the band "
+        warn(st, "LRP and occlusion rank the bands differently (Spearman %.2f): the band "
              "ranking may be an artifact of the model or the rule", rho);
     char buf[4096];
     json_object_set_new(doc, "scene", json_string(j->scene));
@@ -978,19 +984,19 @@ static void artifact_warnings(run_state *st)
     double f = stat_mean(&st->art_filled);
     double c = st->cons_n ? st->cons_sum / (double)st->cons_n : NAN;
     if (b > ART_BORDER_HIGH)
-        run_warn(st, "relevance piles up at tile borders (border ratio %.2f > %.1f): likely a "
+        warn(st, "relevance piles up at tile borders (border ratio %.2f > %.1f): likely a "
              "padding artifact; overlapping tiles with the hann blend hide it in the mosaic, "
              "a model with valid padding avoids it", b, ART_BORDER_HIGH);
     if (z < ART_ZERO_LOW)
-        run_warn(st, "inputs equal to 0 get almost no relevance (zero-input share %.2f < %.1f): "
+        warn(st, "inputs equal to 0 get almost no relevance (zero-input share %.2f < %.1f): "
              "the rules multiply by the input, so 0 can never be relevant; shift the input "
              "range or use a flat/wsquare first layer to see such pixels", z, ART_ZERO_LOW);
     if (f > ART_FILLED_HIGH)
-        run_warn(st, "nodata-filled pixels receive relevance (share ratio %.2f > %.1f): the fill "
+        warn(st, "nodata-filled pixels receive relevance (share ratio %.2f > %.1f): the fill "
              "value is read as data by the model; use --min-valid or a fill value the model "
              "treats as neutral", f, ART_FILLED_HIGH);
     if (isfinite(c) && (c < ART_CONSERVATION_LOW || c > ART_CONSERVATION_HIGH))
-        run_warn(st, "relevance reaching the input / put in is %.2f on average: biases (or the "
+        warn(st, "relevance reaching the input / put in is %.2f on average: biases (or the "
              "rule) absorb or inject relevance, so totals are not comparable across tiles", c);
 }
 
@@ -1001,8 +1007,8 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
     if (st->need_rel)
         artifact_warnings(st);
     if (st->valid_pixels == 0)
-        run_warn(st, "%s has no valid pixel: every output is nodata", j->scene);
-    double t0 = run_now();
+        warn(st, "%s has no valid pixel: every output is nodata", j->scene);
+    double t0 = now();
     double limit = st->rel_open ? out_abs_quantile(&st->rel_out, 0.99) : 0;
     struct {
         int open;
@@ -1033,9 +1039,9 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
         return rc;
     if (st->want_bands && (rc = write_band_outputs(st, err)))
         return rc;
-    st->t_write += run_now() - t0;
+    st->t_write += now() - t0;
     if (j->report) {
-        json_t *root = report_json(st, run_now() - t_start);
+        json_t *root = report_json(st, now() - t_start);
         rc = root ? json_write_atomic(j->report, root, err)
                   : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         json_decref(root);
@@ -1079,7 +1085,7 @@ int scene_job_run(scene_job *j, glrp_error *err)
     run_state st;
     memset(&st, 0, sizeof st);
     st.job = j;
-    double t_start = run_now();
+    double t_start = now();
     /* Bound GDAL's block cache: memory must not grow with the scene. GDAL's default (5% of
      * RAM) let the COG copy alone reach 1.1 GiB on a 4096 x 4096 x 14 output; 64 MiB keeps
      * it near 0.4 GiB at no measured cost (bench/scene_bench.sh, docs/benchmarks.md). */
@@ -1120,7 +1126,7 @@ int scene_job_run(scene_job *j, glrp_error *err)
     if (!rc && !j->quiet)
         fprintf(stderr, "%ld tiles explained, %ld skipped (no valid pixel), %ld skipped "
                 "(--min-valid); %.1f s\n", st.tiles_explained, st.skipped_empty,
-                st.skipped_min_valid, run_now() - t_start);
+                st.skipped_min_valid, now() - t_start);
     run_cleanup(&st);
     return rc;
 }

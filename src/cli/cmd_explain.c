@@ -75,7 +75,8 @@ static void help(FILE *f, int mode)
                    "                      'geolrp merge' makes the outputs from all N (default:\n"
                    "                      the whole scene). --part slurm: I and N from\n"
                    "                      SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (or\n"
-                   "                      _MIN/_MAX). See docs/merge.md\n");
+                   "                      _MIN/_MAX); without --part they are ignored.\n"
+                   "                      See docs/merge.md\n");
     else if (classify)
         fprintf(f, "  -o, --output FILE   class map COG (required)\n");
     else

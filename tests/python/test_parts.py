@@ -227,8 +227,9 @@ class SplitEqualsSingle(PartsCase):
 
 class SplitVariants(PartsCase):
     def test_small_stride_target_all(self):
-        """Stride 6: a pixel lies under 5 tile rows, so seams span several tile rows and
-        parts of one tile row lie entirely over earlier ones. One band per class."""
+        """Stride 6: a pixel lies under up to 6 tile rows, so a part's seam spans several
+        tile rows and a pixel gets sums from one part and tiles from several later ones.
+        One band per class, center blend."""
         extra = ['--stride', '6', '--target', 'all', '--blend', 'center']
         ref = self.single(SCENES['l8'], MODELS['l8'], self.dir(), extra, bands_report=False)
         d = self.dir()

@@ -330,15 +330,17 @@ int merge_run(const merge_job *mj, glrp_error *err)
     for (; !rc && opened < mj->n_parts; opened++)
         rc = part_reader_open(&r[opened], mj->parts[opened], err);
     if (!rc) {
+        /* order[i]: the reader of part i; the checks name what is missing or doubled */
         int N = part_int(r[0].doc, "count", -1);
-        if (N > 0 && N != mj->n_parts && N <= 1 << 20) {
-            /* the checks below name what is missing or doubled */
-            int *o2 = realloc(order, (size_t)(N > mj->n_parts ? N : mj->n_parts) * sizeof *o2);
-            if (!o2)
-                rc = glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-            else
-                order = o2;
-        }
+        if (N < 1 || N > 1000000)
+            rc = glrp_fail(err, GLRP_ERR_INPUT, "%s: part document: 'part.count' is missing "
+                           "or invalid", r[0].path);
+        int *o2 = rc ? NULL : realloc(order, (size_t)(N > mj->n_parts ? N : mj->n_parts) *
+                                                 sizeof *o2);
+        if (!rc && !o2)
+            rc = glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        else if (o2)
+            order = o2;
     }
     if (!rc)
         rc = merge_parts(&st, mj, r, order, t_start, err);

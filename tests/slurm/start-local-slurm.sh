@@ -101,7 +101,7 @@ export SLURM_CONF="$DIR/etc/slurm.conf"
 
 # ---- daemons ---------------------------------------------------------------------------
 slurmctld -f "$SLURM_CONF" || die "slurmctld did not start"
-slurmd -f "$SLURM_CONF" || die "slurmd did not start"
+slurmd -f "$SLURM_CONF" -N "$HOST" || die "slurmd did not start"
 i=0
 while :; do
     state=$(sinfo -h -n "$HOST" -o %t 2>/dev/null || true)

@@ -33,7 +33,7 @@ fail() {
 [ -x "$GEOLRP" ] || fail "no geolrp binary at $GEOLRP"
 [ -x "$PY" ] || fail "$PY not found"
 
-WORK=$(mktemp -d /tmp/geolrp-slurm.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/geolrp-slurm.XXXXXX")
 chmod 755 "$WORK"
 SLURM_DIR=$WORK/slurm
 cleanup() {

@@ -7,7 +7,8 @@ BUILD="build-essential cmake pkg-config git ca-certificates
        protobuf-c-compiler libprotobuf-c-dev libonnx-dev
        libopenblas-dev libgdal-dev libproj-dev libtiff-dev libjansson-dev libssl-dev"
 RUN="gdal-bin"
-TEST="python3 python3-numpy python3-torch python3-onnx python3-gdal"
+# slurm-wlm and munge: tests/slurm starts a private one-node Slurm (ctest slurm_local)
+TEST="python3 python3-numpy python3-torch python3-onnx python3-gdal slurm-wlm munge"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi

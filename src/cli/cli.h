@@ -19,6 +19,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_merge_manifest(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* args.c: option values, each error naming the option. */
 int arg_int(const char *opt, const char *s, long min, long max, long *out);

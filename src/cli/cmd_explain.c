@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/scene_opts.h"
+#include "pipeline/shard.h"
 
 enum { MODE_EXPLAIN, MODE_CLASSIFY, MODE_BANDS };
 
@@ -37,7 +38,8 @@ static void help(FILE *f, int mode)
                    "Classifies a scene tile by tile and writes the class map (Byte COG with\n"
                    "colour table, class names and a .qml); --scores adds the probability.\n\n");
     else
-        fprintf(f, "Usage: geolrp explain SCENE -m MODEL.onnx -o OUT.tif [options]\n\n"
+        fprintf(f, "Usage: geolrp explain SCENE -m MODEL.onnx -o OUT.tif [options]\n"
+                   "       geolrp explain SCENE -m MODEL.onnx --part I/N -o PART [options]\n\n"
                    "Explains a scene tile by tile with LRP and mosaics the relevance into a\n"
                    "Cloud Optimized GeoTIFF on the scene's grid: band 1 relevance_total, then\n"
                    "one band per input band (relevance_<band name>); a .qml beside it styles\n"
@@ -48,11 +50,18 @@ static void help(FILE *f, int mode)
     scene_opts_help_tiling(f);
     fprintf(f, "Outputs:\n");
     if (mode == MODE_EXPLAIN)
-        fprintf(f, "  -o, --output FILE   relevance COG (required)\n"
+        fprintf(f, "  -o, --output FILE   relevance COG (required); with --part, the part file\n"
                    "  --class-map FILE    class map COG (Byte), argmax of the blended tile\n"
                    "                      probabilities\n"
                    "  --bands-report FILE band importance JSON computed in the same pass\n"
-                   "                      (see 'geolrp bands')\n");
+                   "                      (see 'geolrp bands')\n"
+                   "  --part I/N          compute only part I (0-based) of N: a contiguous,\n"
+                   "                      balanced range of tile rows; -o is then a part file and\n"
+                   "                      'geolrp merge' makes the outputs from all N (default:\n"
+                   "                      the whole scene). --part slurm: I and N from\n"
+                   "                      SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (or\n"
+                   "                      _MIN/_MAX); without --part they are ignored.\n"
+                   "                      See docs/merge.md\n");
     else if (classify)
         fprintf(f, "  -o, --output FILE   class map COG (required)\n");
     else
@@ -69,7 +78,28 @@ static void help(FILE *f, int mode)
 }
 
 enum { OPT_CLASS_MAP = SCENE_OPT_END, OPT_SCORES, OPT_REPORT, OPT_OVERWRITE, OPT_BANDS_REPORT,
-       OPT_JSON, OPT_CSV, OPT_PLOT, OPT_OCCLUSION, OPT_BASELINE };
+       OPT_JSON, OPT_CSV, OPT_PLOT, OPT_OCCLUSION, OPT_BASELINE, OPT_PART };
+
+/* "I/N" with 0 <= I < N (the same parser as batch's --shard), or "slurm": the task's
+ * place in its Slurm job array. */
+static int parse_part(const char *s, scene_job *j)
+{
+    shard_spec sp;
+    glrp_error err = {0};
+    if (!strcmp(s, "slurm")) {
+        if (shard_from_env(&sp, &err))
+            return usage_error("explain", "--part slurm: %s", err.msg);
+        if (!sp.set)
+            return usage_error("explain", "--part slurm: SLURM_ARRAY_TASK_ID is not set (not "
+                               "a job array task?)");
+    } else if (shard_parse("--part", s, &sp, &err)) {
+        return usage_error("explain", "%s", err.msg);
+    }
+    if (sp.count > 1000000)
+        return usage_error("explain", "--part %s: at most 1000000 parts", s);
+    j->part_index = (int)sp.index, j->part_count = (int)sp.count;
+    return 0;
+}
 
 static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
 {
@@ -82,7 +112,7 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
         {"bands-report", required_argument, 0, OPT_BANDS_REPORT},
         {"json", required_argument, 0, OPT_JSON}, {"csv", required_argument, 0, OPT_CSV},
         {"plot", required_argument, 0, OPT_PLOT}, {"occlusion", no_argument, 0, OPT_OCCLUSION},
-        {"baseline", required_argument, 0, OPT_BASELINE},
+        {"baseline", required_argument, 0, OPT_BASELINE}, {"part", required_argument, 0, OPT_PART},
         {"help", no_argument, 0, 'h'}, SCENE_LONG_OPTIONS, {0, 0, 0, 0}};
     const char *cmd = mode == MODE_BANDS ? "bands" : classify ? "classify" : "explain";
     const char *out = NULL;
@@ -98,6 +128,12 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
         case OPT_SCORES: j->scores = optarg; break;
         case OPT_REPORT: j->report = optarg; break;
         case OPT_OVERWRITE: j->overwrite = 1; break;
+        case OPT_PART:
+            if (mode != MODE_EXPLAIN)
+                return usage_error(cmd, "--part applies to 'geolrp explain'");
+            if (parse_part(optarg, j))
+                return EXIT_USAGE;
+            break;
         case OPT_BANDS_REPORT:
         case OPT_JSON:
         case OPT_CSV:
@@ -146,6 +182,11 @@ static int parse(int argc, char **argv, int mode, scene_job *j, rules_opts *ro)
         if (j->class_map)
             return usage_error(cmd, "-o is the class map; --class-map is for explain");
         j->class_map = out;
+    } else if (j->part_count) {
+        if (j->class_map || j->scores || j->report || j->bands_json)
+            return usage_error(cmd, "with --part, -o is the part file; give --class-map, "
+                               "--scores, --report and --bands-report to 'geolrp merge'");
+        j->part = out;
     } else {
         j->output = out;
     }

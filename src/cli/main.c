@@ -14,6 +14,8 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n"
             "  explain     relevance layers for a whole scene, as a georeferenced COG\n"
+            "              (--part I/N: one part of a scene split across jobs)\n"
+            "  merge       the part files of 'explain --part' into a single run's outputs\n"
             "  classify    class map of a whole scene, as a georeferenced COG\n"
             "  bands       band importance of a scene (JSON, CSV, SVG), with occlusion check\n"
             "  batch       explain many scenes (files, folders, patterns, lists) into a folder,\n"
@@ -62,6 +64,8 @@ int main(int argc, char **argv)
         return cmd_merge_manifest(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge"))
+        return cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "geolrp: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -249,33 +249,42 @@ void npy_close(npy_reader *r)
 
 /* ------------------------------------------------------------ writing --- */
 
-int npy_create(const char *path, int rank, const int64_t *shape, npy_writer *w,
-               glrp_error *err)
+size_t npy_format_header(int rank, const int64_t *shape, unsigned char *buf, size_t size)
 {
-    memset(w, 0, sizeof *w);
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    w->count = 1;
-    for (int k = 0; k < rank; k++) {
+    for (int k = 0; k < rank; k++)
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)shape[k],
                       k + 1 < rank ? " " : "");
-        w->count *= (size_t)shape[k];
-    }
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
     /* Pad so that the data starts on a 64-byte boundary, header ends with '\n'. */
     size_t total = 10 + (size_t)n + 1;
     size_t pad = (64 - total % 64) % 64;
     size_t hlen = (size_t)n + pad + 1;
+    if (10 + hlen > size)
+        return 0;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 255),
+                             (unsigned char)(hlen >> 8)};
+    memcpy(buf, pre, 10);
+    memcpy(buf + 10, dict, (size_t)n);
+    memset(buf + 10 + n, ' ', pad);
+    buf[10 + hlen - 1] = '\n';
+    return 10 + hlen;
+}
+
+int npy_create(const char *path, int rank, const int64_t *shape, npy_writer *w,
+               glrp_error *err)
+{
+    memset(w, 0, sizeof *w);
+    unsigned char head[640];
+    size_t hlen = npy_format_header(rank, shape, head, sizeof head);
+    w->count = 1;
+    for (int k = 0; k < rank; k++)
+        w->count *= (size_t)shape[k];
     if (tmpfile_create(path, &w->tmp, &w->f, err))
         return err->code;
     w->path = glrp_strdup(path);
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 255),
-                             (unsigned char)(hlen >> 8)};
-    int ok = w->path && fwrite(pre, 1, 10, w->f) == 10 &&
-             fwrite(dict, 1, (size_t)n, w->f) == (size_t)n;
-    for (size_t k = 0; ok && k < pad; k++)
-        ok = fputc(' ', w->f) != EOF;
-    if (!ok || fputc('\n', w->f) == EOF) {
+    if (!hlen || !w->path || fwrite(head, 1, hlen, w->f) != hlen) {
         glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
         npy_abort(w);
         return GLRP_ERR_RUNTIME;

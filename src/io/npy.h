@@ -43,6 +43,11 @@ int npy_commit(npy_writer *w, glrp_error *err);
 /* Removes the temporary file (safe on a writer never created or already committed). */
 void npy_abort(npy_writer *w);
 
+/* A version 1.0 header (magic, length, dictionary, padding to 64 bytes) for a float32 C
+ * array of this shape, written to buf; returns its length, 0 if buf is too small. Other
+ * containers (pipeline/part_file.c) embed .npy arrays with it. */
+size_t npy_format_header(int rank, const int64_t *shape, unsigned char *buf, size_t size);
+
 /* Parses a header dictionary; exposed for tests. */
 int npy_parse_header(const char *text, size_t len, int *rank, int64_t *shape, char *descr,
                      size_t descr_size, int *fortran, glrp_error *err);

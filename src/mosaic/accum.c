@@ -51,16 +51,19 @@ void accum_set_valid(accum *a, const uint8_t *valid, int x0, int y0, int w, int 
     }
 }
 
-int accum_take(accum *a, int until, float *out)
+int accum_final_rows(const accum *a, int until)
 {
     if (until > a->height)
         until = a->height;
-    int n = until - a->base;
+    return until > a->base ? until - a->base : 0;
+}
+
+int accum_take(accum *a, int until, float *out)
+{
+    int n = accum_final_rows(a, until);
     if (n <= 0)
         return 0;
     const size_t width = (size_t)a->width;
-    for (size_t e = 0; e < (size_t)n * width; e++)
-        a->valid_taken += a->valid[e];
     for (int r = 0; r < n; r++)
         for (int b = 0; b < a->bands; b++) {
             const float *s = a->sum + ((size_t)r * a->bands + b) * width;
@@ -70,6 +73,18 @@ int accum_take(accum *a, int until, float *out)
             for (size_t x = 0; x < width; x++)
                 o[x] = v[x] && wt[x] > 0 ? s[x] / wt[x] : NAN;
         }
+    accum_slide(a, a->base + n);
+    return n;
+}
+
+void accum_slide(accum *a, int until)
+{
+    int n = accum_final_rows(a, until);
+    if (n <= 0)
+        return;
+    const size_t width = (size_t)a->width;
+    for (size_t e = 0; e < (size_t)n * width; e++)
+        a->valid_taken += a->valid[e];
     /* Slide: keep rows [n, rows), clear the rest. */
     int keep = a->rows - n;
     size_t row_sum = (size_t)a->bands * width;
@@ -79,6 +94,23 @@ int accum_take(accum *a, int until, float *out)
     memset(a->weight + (size_t)keep * width, 0, (size_t)n * width * sizeof *a->weight);
     memmove(a->valid, a->valid + (size_t)n * width, (size_t)keep * width);
     memset(a->valid + (size_t)keep * width, 0, (size_t)n * width);
-    a->base = until;
-    return n;
+    a->base += n;
+}
+
+void accum_start_at(accum *a, int base)
+{
+    a->base = base;
+}
+
+int accum_put_row(accum *a, int y, const float *sums, const float *weight, const float *valid)
+{
+    int r = y - a->base;
+    if (r < 0 || r >= a->rows)
+        return -1;
+    const size_t width = (size_t)a->width;
+    memcpy(a->sum + (size_t)r * a->bands * width, sums, (size_t)a->bands * width * sizeof *sums);
+    memcpy(a->weight + (size_t)r * width, weight, width * sizeof *weight);
+    for (size_t x = 0; x < width; x++)
+        a->valid[(size_t)r * width + x] = valid[x] != 0;
+    return 0;
 }

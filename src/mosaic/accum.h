@@ -34,4 +34,15 @@ void accum_set_valid(accum *a, const uint8_t *valid, int x0, int y0, int w, int 
  * to out (bands, n, width) and slides the stripe. Returns the row count n. */
 int accum_take(accum *a, int until, float *out);
 
+/* How many rows from base are final when the next tiles start at row until (0 if none). */
+int accum_final_rows(const accum *a, int until);
+/* Drops rows [base, until) (counting their valid pixels) and slides the stripe; the raw
+ * sums of those rows, (rows, bands, width) from a->sum, may be read before. */
+void accum_slide(accum *a, int until);
+/* An empty accumulator whose first row is `base` (a part of a scene starts there). */
+void accum_start_at(accum *a, int base);
+/* Sets row y (inside the stripe) to given raw sums (bands, width), weights and validity
+ * (width, non-zero = valid): the partial sums of a part file. -1 when y is outside. */
+int accum_put_row(accum *a, int y, const float *sums, const float *weight, const float *valid);
+
 #endif

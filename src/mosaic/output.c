@@ -49,11 +49,20 @@ static char *tmp_name(const char *path, const char *tag)
     return t;
 }
 
-int out_create(out_raster *o, const char *path, const scene *s, int bands, GDALDataType type,
-               char **names, glrp_error *err)
+void out_grid_of_scene(const scene *s, out_grid *g)
+{
+    memset(g, 0, sizeof *g);
+    g->width = s->width, g->height = s->height;
+    g->has_geotransform = s->has_geotransform;
+    memcpy(g->geotransform, s->geotransform, sizeof g->geotransform);
+    g->srs = s->ds ? GDALGetSpatialRef(s->ds) : NULL;
+}
+
+int out_create(out_raster *o, const char *path, const out_grid *g, int bands,
+               GDALDataType type, char **names, glrp_error *err)
 {
     memset(o, 0, sizeof *o);
-    o->width = s->width, o->height = s->height, o->bands = bands, o->type = type;
+    o->width = g->width, o->height = g->height, o->bands = bands, o->type = type;
     o->path = glrp_strdup(path);
     o->tmp_path = tmp_name(path, "part");
     o->sum = glrp_alloc((size_t)bands, sizeof *o->sum);
@@ -85,11 +94,10 @@ int out_create(out_raster *o, const char *path, const scene *s, int bands, GDALD
         out_abort(o);
         return GLRP_ERR_RUNTIME;
     }
-    if (s->has_geotransform)
-        GDALSetGeoTransform(o->ds, (double *)s->geotransform);
-    OGRSpatialReferenceH srs = GDALGetSpatialRef(s->ds);
-    if (srs)
-        GDALSetSpatialRef(o->ds, srs);
+    if (g->has_geotransform)
+        GDALSetGeoTransform(o->ds, (double *)g->geotransform);
+    if (g->srs)
+        GDALSetSpatialRef(o->ds, g->srs);
     for (int b = 0; b < bands; b++) {
         GDALRasterBandH band = GDALGetRasterBand(o->ds, b + 1);
         GDALSetDescription(band, names[b]);

@@ -28,9 +28,20 @@ typedef struct {
     char *cog_tmp;           /* the finished COG, before out_commit renames it */
 } out_raster;
 
+/* The grid of an output: size, geotransform and CRS (srs borrowed; NULL: none). */
+typedef struct {
+    int width, height;
+    int has_geotransform;
+    double geotransform[6];
+    OGRSpatialReferenceH srs;
+} out_grid;
+
+/* The scene's grid (the CRS handle belongs to the scene's dataset). */
+void out_grid_of_scene(const scene *s, out_grid *g);
+
 /* type: GDT_Float32 (NaN nodata) or GDT_Byte (nodata 255). names: one per band. */
-int out_create(out_raster *o, const char *path, const scene *s, int bands, GDALDataType type,
-               char **names, glrp_error *err);
+int out_create(out_raster *o, const char *path, const out_grid *g, int bands,
+               GDALDataType type, char **names, glrp_error *err);
 /* Writes rows [rows_written, rows_written + n) from data (bands, n, width) as float. */
 int out_write_rows(out_raster *o, const float *data, int n, glrp_error *err);
 /* Sets a metadata item (default domain, which survives the copy to COG). */

@@ -1,9 +1,11 @@
 #include "pipeline/scene_job.h"
+#include "pipeline/run_state.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <jansson.h>
 #include <math.h>
+#include <ogr_srs_api.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,6 @@
 #include "util/sha256.h"
 
 #define MAX_TILES_PER_AXIS 65536
-#define MAX_WARNINGS 16
 
 void scene_job_init(scene_job *j)
 {
@@ -54,49 +55,17 @@ int scene_target_parse(scene_job *j, const char *s)
     return 0;
 }
 
-typedef struct {
-    scene_job *job;
-    scene sc;
-    scene_config cfg;
-    normalization norm;
-    glrp_model *m;
-    int C, th, tw, stride_y, stride_x, K, n_classes;
-    char **class_names;
-    int n_rel, n_acc; /* relevance bands; all accumulated bands (relevance + class probs) */
-    int want_classes, need_rel, want_bands;
-    band_stats bs;
-    float baseline[SCENE_MAX_BANDS]; /* occlusion value per band, model units */
-    float *occl_x, *occl_s;
-    char **rel_names;
-    accum acc;
-    out_raster rel_out, cls_out, sc_out;
-    int rel_open, cls_open, sc_open;
-    float *weights, *stripe, *batch_x, *batch_r, *batch_s, *tile_vals, *rows, *cls_rows,
-        *score_rows;
-    uint8_t *stripe_valid;
-    int *batch_x0, n_batch;
-    float zlow[SCENE_MAX_BANDS], zhigh[SCENE_MAX_BANDS];
-    char zbox_source[64];
-    long tiles_total, tiles_explained, skipped_empty, skipped_min_valid, tiles_done;
-    double cons_sum, cons_min, cons_max;
-    long cons_n;
-    /* artifact indicators over explained tiles (docs/artifacts.md) */
-    stat_acc art_border, art_zero, art_filled;
-    uint8_t *batch_valid;
-    float *tile_rp;
-    long long *class_pixels, valid_pixels, invalid_pixels;
-    double t_read, t_explain, t_mosaic, t_write;
-    char *warnings[MAX_WARNINGS];
-    int n_warnings;
-    char sha[65];
-    progress prog;
-} run_state;
 
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double run_now(void)
+{
+    return now();
 }
 
 static void warn(run_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -109,17 +78,19 @@ static void warn(run_state *st, const char *fmt, ...)
     va_end(ap);
     if (!st->job->quiet)
         fprintf(stderr, "geolrp: warning: %s\n", buf);
-    if (st->n_warnings < MAX_WARNINGS)
+    if (st->n_warnings < RUN_MAX_WARNINGS)
         st->warnings[st->n_warnings++] = glrp_strdup(buf);
 }
 
 /* ------------------------------------------------------------ set-up --- */
 
+static void rules_text(const run_state *st, char *buf, size_t size);
+
 static int refuse_existing(const scene_job *j, glrp_error *err)
 {
     const char *outs[] = {j->output, j->class_map, j->scores, j->report, j->bands_json,
-                          j->bands_csv, j->bands_svg};
-    for (int k = 0; k < 7; k++)
+                          j->bands_csv, j->bands_svg, j->part};
+    for (int k = 0; k < 8; k++)
         if (outs[k] && !j->overwrite && path_exists(outs[k]))
             return glrp_fail(err, GLRP_ERR_INPUT, "%s exists; use --overwrite to replace it",
                              outs[k]);
@@ -345,7 +316,7 @@ static int setup(run_state *st, glrp_error *err)
     st->norm.fill_value = st->cfg.norm.fill_value;
 
     st->want_bands = j->bands_json || j->bands_csv || j->bands_svg;
-    st->need_rel = j->output || st->want_bands;
+    st->need_rel = j->output || st->want_bands || j->part_count;
     if (st->want_bands && j->target == TARGET_ALL)
         return glrp_fail(err, GLRP_ERR_INPUT, "--target all gives one relevance per class and "
                          "no per-band relevance; band importance needs one target");
@@ -377,6 +348,14 @@ static int setup(run_state *st, glrp_error *err)
         warn(st, "%s (%d x %d) is smaller than a tile (%d x %d): padded with the fill value",
              j->scene, st->sc.width, st->sc.height, st->tw, st->th);
     glrp_set_threads(j->threads);
+    /* What the finishing stage needs, so that merge can give it without scene or model. */
+    out_grid_of_scene(&st->sc, &st->grid);
+    st->band_names = st->sc.band_name;
+    char buf[4096] = "";
+    if (st->need_rel)
+        rules_text(st, buf, sizeof buf);
+    if (!(st->rules_str = glrp_strdup(buf)))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     if (j->model_sha256) {
         snprintf(st->sha, sizeof st->sha, "%s", j->model_sha256);
         return 0;
@@ -393,15 +372,15 @@ static char *band_label(const char *prefix, const char *name)
     return s;
 }
 
-static int open_outputs(run_state *st, glrp_error *err)
+int run_layout(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
-    int rc;
     st->want_classes = j->class_map || j->scores || !st->need_rel || st->want_bands;
     st->n_rel = !st->need_rel ? 0 : j->target == TARGET_ALL ? st->n_classes : 1 + st->C;
-    st->n_acc = st->n_rel + (st->want_classes ? st->n_classes : 0);
+    /* A part always carries the class probabilities: merge decides about class maps. */
+    st->n_acc = st->n_rel + (st->want_classes || j->part_count ? st->n_classes : 0);
     if (st->want_bands &&
-        band_stats_init(&st->bs, st->C, st->n_classes, st->sc.band_name, st->class_names,
+        band_stats_init(&st->bs, st->C, st->n_classes, st->band_names, st->class_names,
                         j->occlusion))
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     if (st->need_rel) {
@@ -413,30 +392,52 @@ static int open_outputs(run_state *st, glrp_error *err)
                 st->rel_names[b] = band_label("relevance_", st->class_names[b]);
             else
                 st->rel_names[b] = b == 0 ? band_label("relevance_", "total")
-                                          : band_label("relevance_", st->sc.band_name[b - 1]);
+                                          : band_label("relevance_", st->band_names[b - 1]);
             if (!st->rel_names[b])
                 return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         }
     }
+    return 0;
+}
+
+int run_open_outputs(run_state *st, glrp_error *err)
+{
+    scene_job *j = st->job;
+    int rc;
     if (j->output) {
-        if ((rc = out_create(&st->rel_out, j->output, &st->sc, st->n_rel, GDT_Float32,
+        if ((rc = out_create(&st->rel_out, j->output, &st->grid, st->n_rel, GDT_Float32,
                              st->rel_names, err)))
             return rc;
         st->rel_open = 1;
     }
     if (j->class_map) {
         char *name = "class";
-        if ((rc = out_create(&st->cls_out, j->class_map, &st->sc, 1, GDT_Byte, &name, err)))
+        if ((rc = out_create(&st->cls_out, j->class_map, &st->grid, 1, GDT_Byte, &name, err)))
             return rc;
         st->cls_open = 1;
         out_set_color_table(&st->cls_out, st->n_classes, st->class_names);
     }
     if (j->scores) {
         char *name = "probability";
-        if ((rc = out_create(&st->sc_out, j->scores, &st->sc, 1, GDT_Float32, &name, err)))
+        if ((rc = out_create(&st->sc_out, j->scores, &st->grid, 1, GDT_Float32, &name, err)))
             return rc;
         st->sc_open = 1;
     }
+    return 0;
+}
+
+int run_alloc_rows(run_state *st, int window, glrp_error *err)
+{
+    const size_t W = (size_t)st->grid.width;
+    const int rows = window < st->grid.height ? window : st->grid.height;
+    st->rows = glrp_alloc((size_t)st->n_acc * (size_t)rows * W, sizeof(float));
+    st->cls_rows = glrp_alloc((size_t)rows * W, sizeof(float));
+    st->score_rows = glrp_alloc((size_t)rows * W, sizeof(float));
+    st->class_pixels = glrp_alloc((size_t)st->n_classes, sizeof(long long));
+    if (!st->rows || !st->cls_rows || !st->score_rows || !st->class_pixels ||
+        accum_init(&st->acc, st->grid.width, st->grid.height, window, st->n_acc))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
+                         "columns x %d bands", rows, st->grid.width, st->n_acc);
     return 0;
 }
 
@@ -445,6 +446,9 @@ static int alloc_buffers(run_state *st, glrp_error *err)
     const size_t tile = (size_t)st->th * st->tw, W = (size_t)st->sc.width;
     const size_t in = (size_t)st->C * tile, B = (size_t)st->job->batch;
     const int rows = st->th < st->sc.height ? st->th : st->sc.height;
+    int rc = run_alloc_rows(st, st->th, err);
+    if (rc)
+        return rc;
     st->weights = glrp_alloc(tile, sizeof(float));
     st->stripe = glrp_alloc((size_t)st->C * (size_t)rows * W, sizeof(float));
     st->stripe_valid = glrp_alloc((size_t)rows * W, 1);
@@ -455,10 +459,6 @@ static int alloc_buffers(run_state *st, glrp_error *err)
     st->batch_valid = glrp_alloc(B * tile, 1);
     st->tile_rp = glrp_alloc(tile, sizeof(float));
     st->tile_vals = glrp_alloc((size_t)st->n_acc * tile, sizeof(float));
-    st->rows = glrp_alloc((size_t)st->n_acc * (size_t)rows * W, sizeof(float));
-    st->cls_rows = glrp_alloc((size_t)rows * W, sizeof(float));
-    st->score_rows = glrp_alloc((size_t)rows * W, sizeof(float));
-    st->class_pixels = glrp_alloc((size_t)st->n_classes, sizeof(long long));
     if (st->job->occlusion) {
         st->occl_x = glrp_alloc(B * in, sizeof(float));
         st->occl_s = glrp_alloc(B * (size_t)st->K, sizeof(float));
@@ -466,9 +466,7 @@ static int alloc_buffers(run_state *st, glrp_error *err)
             return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
     if (!st->weights || !st->stripe || !st->stripe_valid || !st->batch_x || !st->batch_r ||
-        !st->batch_s || !st->batch_x0 || !st->batch_valid || !st->tile_rp || !st->tile_vals || !st->rows || !st->cls_rows ||
-        !st->score_rows || !st->class_pixels ||
-        accum_init(&st->acc, st->sc.width, st->sc.height, st->th, st->n_acc))
+        !st->batch_s || !st->batch_x0 || !st->batch_valid || !st->tile_rp || !st->tile_vals)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
                          "columns x %d bands", rows, st->sc.width, st->n_acc);
     blend_weights(st->job->blend, st->th, st->tw, st->stride_y, st->stride_x, st->weights);
@@ -504,8 +502,8 @@ static void artifact_indicators(run_state *st, int s)
     const uint8_t *valid = st->batch_valid + (size_t)s * tile;
     relevance_per_pixel(R, st->C, tile, st->tile_rp);
     int k = st->th / 16 > 1 ? st->th / 16 : 1;
-    stat_add(&st->art_border, metric_border_ratio(st->tile_rp, st->th, st->tw, k));
-    stat_add(&st->art_zero, metric_zero_input_share(R, x, in));
+    stat_add(&st->row.border, metric_border_ratio(st->tile_rp, st->th, st->tw, k));
+    stat_add(&st->row.zero, metric_zero_input_share(R, x, in));
     double filled = 0, all = 0;
     size_t n_filled = 0;
     for (size_t e = 0; e < tile; e++) {
@@ -515,7 +513,7 @@ static void artifact_indicators(run_state *st, int s)
             n_filled++;
         }
     }
-    stat_add(&st->art_filled, n_filled && all > 0
+    stat_add(&st->row.filled, n_filled && all > 0
                                   ? (filled / all) / ((double)n_filled / (double)tile) : NAN);
 }
 
@@ -571,7 +569,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
             double ratio = stats[s].relevance_start != 0
                                ? stats[s].relevance_input / stats[s].relevance_start : NAN;
             if (isfinite(ratio)) {
-                st->cons_sum += ratio;
+                st->row.cons_sum += ratio;
                 st->cons_min = st->cons_n ? fmin(st->cons_min, ratio) : ratio;
                 st->cons_max = st->cons_n ? fmax(st->cons_max, ratio) : ratio;
                 st->cons_n++;
@@ -605,7 +603,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
             else /* target all with one class: its total */
                 relevance_per_pixel(st->batch_r + (size_t)s * in, st->C, tile, v);
         }
-        if (st->want_classes) {
+        if (st->n_acc > st->n_rel) { /* class probabilities accumulated */
             class_probs(st, st->batch_s + (size_t)s * st->K, probs);
             for (int k = 0; k < st->n_classes; k++)
                 for (size_t e = 0; e < tile; e++)
@@ -614,6 +612,15 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
         int x0 = st->batch_x0[s];
         int w = st->sc.width - x0 < st->tw ? st->sc.width - x0 : st->tw;
         int h = st->sc.height - y0 < st->th ? st->sc.height - y0 : st->th;
+        /* A part's tile over rows that earlier parts cover too goes to the part file as
+         * it is: merge adds it after theirs, as a single run would. */
+        if (st->pw && y0 < st->part_a) {
+            int rc = part_run_seam_tile(st, v, x0, y0, w, h, err);
+            if (rc) {
+                free(rel);
+                return rc;
+            }
+        }
         accum_add(&st->acc, v, st->weights, st->th, st->tw, x0, y0, w, h);
     }
     free(rel);
@@ -624,14 +631,17 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
 }
 
 /* Finished rows go to the outputs: relevance bands as they are, class probabilities as
- * the argmax class and its probability. */
-static int flush_rows(run_state *st, int until, glrp_error *err)
+ * the argmax class and its probability. A part run hands the raw sums to its part file
+ * instead. */
+int run_flush_rows(run_state *st, int until, glrp_error *err)
 {
+    if (st->pw)
+        return part_run_flush(st, until, err);
     double t0 = now();
     int n = accum_take(&st->acc, until, st->rows);
     if (n <= 0)
         return 0;
-    const size_t W = (size_t)st->sc.width, plane = (size_t)n * W;
+    const size_t W = (size_t)st->grid.width, plane = (size_t)n * W;
     int rc = 0;
     if (st->rel_open)
         rc = out_write_rows(&st->rel_out, st->rows, n, err);
@@ -660,27 +670,33 @@ static int flush_rows(run_state *st, int until, glrp_error *err)
     return rc;
 }
 
-static int process(run_state *st, glrp_error *err)
+int run_tile_grid(run_state *st, glrp_error *err)
+{
+    st->ys = glrp_alloc(MAX_TILES_PER_AXIS, sizeof *st->ys);
+    st->xs = glrp_alloc(MAX_TILES_PER_AXIS, sizeof *st->xs);
+    if (!st->ys || !st->xs)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    st->ny = tile_positions(st->grid.height, st->th, st->stride_y, st->ys, MAX_TILES_PER_AXIS);
+    st->nx = tile_positions(st->grid.width, st->tw, st->stride_x, st->xs, MAX_TILES_PER_AXIS);
+    st->tiles_total = (long)st->ny * st->nx;
+    return 0;
+}
+
+/* Tile rows [row_begin, row_end): all of them, or those of a part. */
+static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
 {
     scene_job *j = st->job;
-    const int W = st->sc.width, H = st->sc.height;
-    int *ys = glrp_alloc(MAX_TILES_PER_AXIS, sizeof *ys), *xs = glrp_alloc(MAX_TILES_PER_AXIS,
-                                                                              sizeof *xs);
-    if (!ys || !xs) {
-        free(ys), free(xs);
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-    }
-    int ny = tile_positions(H, st->th, st->stride_y, ys, MAX_TILES_PER_AXIS);
-    int nx = tile_positions(W, st->tw, st->stride_x, xs, MAX_TILES_PER_AXIS);
-    st->tiles_total = (long)ny * nx;
+    const int W = st->sc.width, H = st->sc.height, nx = st->nx;
+    const int *ys = st->ys, *xs = st->xs;
     const size_t tile = (size_t)st->th * st->tw;
     const float fill = st->norm.fill_value;
+    const long tiles_here = (long)(row_end - row_begin) * nx;
     int rc = 0;
     st->prog.quiet = j->quiet;
     progress_update(&st->prog, 0);
-    for (int ty = 0; ty < ny && !rc; ty++) {
+    for (int ty = row_begin; ty < row_end && !rc; ty++) {
         const int y0 = ys[ty], h = H - y0 < st->th ? H - y0 : st->th;
-        if ((rc = flush_rows(st, y0, err)))
+        if ((rc = run_flush_rows(st, y0, err)))
             break;
         double t0 = now();
         if ((rc = scene_read(&st->sc, 0, y0, W, h, st->stripe, st->stripe_valid, err)))
@@ -724,14 +740,35 @@ static int process(run_state *st, glrp_error *err)
         }
         if (!rc)
             rc = run_batch(st, y0, err);
-        progress_update(&st->prog, (double)st->tiles_done / (double)st->tiles_total);
+        if (!rc) {
+            run_add_row_stats(st, &st->row);
+            if (st->pw)
+                rc = part_run_row_stats(st, &st->row, err);
+            memset(&st->row, 0, sizeof st->row);
+        }
+        progress_update(&st->prog, (double)st->tiles_done / (double)tiles_here);
     }
     if (!rc)
-        rc = flush_rows(st, H, err);
+        rc = run_flush_rows(st, st->pw ? st->part_b : H, err);
     st->valid_pixels = st->acc.valid_taken;
     st->invalid_pixels = (long long)W * H - st->valid_pixels;
-    free(ys), free(xs);
     return rc;
+}
+
+static void stat_acc_add(stat_acc *into, const stat_acc *from)
+{
+    into->sum += from->sum;
+    into->sum2 += from->sum2;
+    into->n += from->n;
+    into->undefined += from->undefined;
+}
+
+void run_add_row_stats(run_state *st, const row_stats *r)
+{
+    st->cons_sum += r->cons_sum;
+    stat_acc_add(&st->art_border, &r->border);
+    stat_acc_add(&st->art_zero, &r->zero);
+    stat_acc_add(&st->art_filled, &r->filled);
 }
 
 /* ---------------------------------------------------------- finishing --- */
@@ -790,8 +827,7 @@ static void set_run_metadata(run_state *st, out_raster *o)
                  j->rules.eps, j->rules.gamma, j->rules.alpha, j->rules.beta,
                  j->rules.maxpool == GLRP_MAXPOOL_PROPORTIONAL ? "proportional" : "wta");
         out_set_meta(o, "GEOLRP_RULE_PARAMETERS", buf);
-        rules_text(st, buf, sizeof buf);
-        out_set_meta(o, "GEOLRP_RULES", buf);
+        out_set_meta(o, "GEOLRP_RULES", st->rules_str);
         out_set_meta(o, "GEOLRP_TARGET", target_text(st, buf, sizeof buf));
         out_set_meta(o, "GEOLRP_INIT", glrp_init_name(j->init));
         if (j->rules.low) {
@@ -827,8 +863,8 @@ static json_t *report_json(run_state *st, double t_total)
     if (j->class_map) json_object_set_new(outs, "class_map", json_string(j->class_map));
     if (j->scores) json_object_set_new(outs, "scores", json_string(j->scores));
     json_object_set_new(root, "outputs", outs);
-    json_object_set_new(root, "size", json_pack("{s:i, s:i, s:i}", "width", st->sc.width,
-                                                "height", st->sc.height, "bands", st->C));
+    json_object_set_new(root, "size", json_pack("{s:i, s:i, s:i}", "width", st->grid.width,
+                                                "height", st->grid.height, "bands", st->C));
     json_object_set_new(root, "tiling", json_pack("{s:i, s:i, s:s}", "tile", st->th, "stride",
                                                   st->stride_y, "blend",
                                                   j->blend == BLEND_HANN ? "hann"
@@ -858,8 +894,7 @@ static json_t *report_json(run_state *st, double t_total)
                                   "epsilon", (double)j->rules.eps, "gamma",
                                   (double)j->rules.gamma, "alpha", (double)j->rules.alpha,
                                   "beta", (double)j->rules.beta);
-        rules_text(st, buf, sizeof buf);
-        json_object_set_new(rules, "per_layer", json_string(buf));
+        json_object_set_new(rules, "per_layer", json_string(st->rules_str));
         if (j->rules.low) {
             json_t *lo = json_array(), *hi = json_array();
             for (int k = 0; k < j->rules.n_bounds; k++) {
@@ -916,8 +951,7 @@ static int write_band_outputs(run_state *st, glrp_error *err)
     json_object_set_new(doc, "model", json_string(j->model));
     json_object_set_new(doc, "model_sha256", json_string(st->sha));
     json_object_set_new(doc, "composite", json_string(j->rules.composite));
-    rules_text(st, buf, sizeof buf);
-    json_object_set_new(doc, "rules", json_string(buf));
+    json_object_set_new(doc, "rules", json_string(st->rules_str));
     json_object_set_new(doc, "target", json_string(target_text(st, buf, sizeof buf)));
     if (j->occlusion) {
         json_t *b = json_array();
@@ -974,7 +1008,7 @@ static void artifact_warnings(run_state *st)
              "rule) absorb or inject relevance, so totals are not comparable across tiles", c);
 }
 
-static int finish(run_state *st, double t_start, glrp_error *err)
+int run_finish(run_state *st, double t_start, glrp_error *err)
 {
     scene_job *j = st->job;
     int rc = 0;
@@ -1023,8 +1057,9 @@ static int finish(run_state *st, double t_start, glrp_error *err)
     return rc;
 }
 
-static void cleanup(run_state *st)
+void run_cleanup(run_state *st)
 {
+    part_run_abort(st);
     if (st->rel_open) out_abort(&st->rel_out);
     if (st->cls_open) out_abort(&st->cls_out);
     if (st->sc_open) out_abort(&st->sc_out);
@@ -1044,6 +1079,14 @@ static void cleanup(run_state *st)
         glrp_model_free(st->m);
     scene_close(&st->sc);
     config_free(&st->cfg);
+    free(st->rules_str), free(st->ys), free(st->xs);
+    if (st->own_band_names)
+        for (int k = 0; k < st->C; k++)
+            free(st->band_names[k]);
+    if (st->own_band_names)
+        free(st->band_names);
+    if (st->own_srs)
+        OSRDestroySpatialReference(st->own_srs);
 }
 
 int scene_job_run(scene_job *j, glrp_error *err)
@@ -1062,20 +1105,37 @@ int scene_job_run(scene_job *j, glrp_error *err)
         rc = glrp_fail(err, GLRP_ERR_INPUT, "--batch must be at least 1");
     if (!rc && (j->min_valid < 0 || j->min_valid > 1))
         rc = glrp_fail(err, GLRP_ERR_INPUT, "--min-valid must be a fraction from 0 to 1");
+    if (!rc && j->part_count &&
+        (j->part_index < 0 || j->part_index >= j->part_count || !j->part || j->output ||
+         j->class_map || j->scores || j->report || j->bands_json || j->bands_csv ||
+         j->bands_svg || j->occlusion))
+        rc = glrp_fail(err, GLRP_ERR_INPUT, "--part: a part run writes one part file only "
+                       "(geolrp merge writes the outputs)");
     if (!rc)
         rc = setup(&st, err);
     if (!rc)
-        rc = open_outputs(&st, err);
+        rc = run_layout(&st, err);
+    if (!rc)
+        rc = run_tile_grid(&st, err);
+    if (!rc && !j->part_count)
+        rc = run_open_outputs(&st, err);
     if (!rc)
         rc = alloc_buffers(&st, err);
-    if (!rc)
-        rc = process(&st, err);
-    if (!rc)
-        rc = finish(&st, t_start, err);
+    if (!rc && j->part_count) {
+        rc = part_run_open(&st, err);
+        if (!rc)
+            rc = process(&st, st.part_t0, st.part_t1, err);
+        if (!rc)
+            rc = part_run_commit(&st, t_start, err);
+    } else if (!rc) {
+        rc = process(&st, 0, st.ny, err);
+        if (!rc)
+            rc = run_finish(&st, t_start, err);
+    }
     if (!rc && !j->quiet)
         fprintf(stderr, "%ld tiles explained, %ld skipped (no valid pixel), %ld skipped "
                 "(--min-valid); %.1f s\n", st.tiles_explained, st.skipped_empty,
                 st.skipped_min_valid, now() - t_start);
-    cleanup(&st);
+    run_cleanup(&st);
     return rc;
 }

@@ -40,6 +40,11 @@ typedef struct {
      * model (loaded from `model` for at least `batch` tiles) and this SHA-256 of it. */
     glrp_model *loaded_model;
     const char *model_sha256;
+    /* explain --part I/N: only the tile rows of part I, into the part file `part`
+     * (output, class_map, scores, report and bands_json stay NULL; geolrp merge makes
+     * them). part_count 0: a whole run. */
+    int part_index, part_count;
+    const char *part;
 } scene_job;
 
 void scene_job_init(scene_job *j);
@@ -47,5 +52,15 @@ void scene_job_init(scene_job *j);
  * non-zero for a negative index. */
 int scene_target_parse(scene_job *j, const char *s);
 int scene_job_run(scene_job *j, glrp_error *err);
+
+/* geolrp merge: part files of one `explain --part` split -> the outputs of a single run. */
+typedef struct {
+    const char *const *parts;
+    int n_parts;
+    const char *output, *class_map, *scores, *report, *bands_json;
+    int overwrite, quiet;
+} merge_job;
+
+int merge_run(const merge_job *mj, glrp_error *err);
 
 #endif

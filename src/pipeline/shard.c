@@ -73,7 +73,7 @@ int shard_from_env(shard_spec *out, glrp_error *err)
         if (r == 1)
             return glrp_fail(err, GLRP_ERR_INPUT, "SLURM_ARRAY_TASK_ID is set but neither "
                              "SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX: cannot tell "
-                             "the number of shards; give --shard I/N");
+                             "the number of shards; give I/N explicitly (--shard or --part)");
         if (max < min)
             return glrp_fail(err, GLRP_ERR_INPUT, "SLURM_ARRAY_TASK_MAX=%ld is below "
                              "SLURM_ARRAY_TASK_MIN=%ld", max, min);
@@ -85,7 +85,7 @@ int shard_from_env(shard_spec *out, glrp_error *err)
     if (id < min || (id - min) % step != 0 || (id - min) / step >= count)
         return glrp_fail(err, GLRP_ERR_INPUT, "SLURM_ARRAY_TASK_ID=%ld is not one of %ld "
                          "evenly spaced tasks from SLURM_ARRAY_TASK_MIN=%ld (step %ld): use "
-                         "a plain range such as --array=0-%ld, or give --shard I/N", id,
+                         "a plain range such as --array=0-%ld, or give I/N explicitly (--shard or --part)", id,
                          count, min, step, count - 1);
     out->set = 1;
     out->index = (id - min) / step;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
@@ -43,4 +44,47 @@ int sha256_buffer(const void *data, size_t len, char hex[65], glrp_error *err)
     for (unsigned k = 0; k < 32; k++)
         snprintf(hex + 2 * k, 3, "%02x", md[k]);
     return 0;
+}
+
+struct sha256_stream {
+    EVP_MD_CTX *ctx;
+};
+
+sha256_stream *sha256_begin(void)
+{
+    sha256_stream *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    s->ctx = EVP_MD_CTX_new();
+    if (!s->ctx || EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(s->ctx);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sha256_update(sha256_stream *s, const void *data, size_t n)
+{
+    if (n)
+        EVP_DigestUpdate(s->ctx, data, n);
+}
+
+void sha256_end(sha256_stream *s, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(s->ctx, md, &len);
+    hex[0] = '\0';
+    for (unsigned k = 0; k < len && k < 32; k++)
+        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+    sha256_discard(s);
+}
+
+void sha256_discard(sha256_stream *s)
+{
+    if (!s)
+        return;
+    EVP_MD_CTX_free(s->ctx);
+    free(s);
 }

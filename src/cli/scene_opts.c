@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "mosaic/output.h"
+
 int scene_opts_handle(const char *cmd, int id, const char *arg, scene_job *j, rules_opts *ro)
 {
     long v;
@@ -48,6 +50,11 @@ int scene_opts_handle(const char *cmd, int id, const char *arg, scene_job *j, ru
         if (arg_int("--batch", arg, 1, 4096, &v)) return EXIT_USAGE;
         j->batch = (int)v;
         return 0;
+    case OPT_CO:
+        if (j->n_creation_options == SCENE_MAX_CO)
+            return usage_error(cmd, "--co: at most %d creation options", SCENE_MAX_CO);
+        j->creation_options[j->n_creation_options++] = arg;
+        return 0;
     default:
         if (id < RULES_OPT_BASE || id >= RULES_OPT_END)
             return 1;
@@ -63,6 +70,11 @@ int scene_opts_finish(scene_job *j, rules_opts *ro)
         snprintf(ro->rules.composite, sizeof ro->rules.composite, "epsilon-gamma-box");
     int rc = rules_opts_finish(ro);
     j->rules = ro->rules;
+    glrp_error err = {0};
+    if (!rc && out_check_options(j->creation_options, j->n_creation_options, &err)) {
+        fprintf(stderr, "geolrp: %s\n", err.msg);
+        rc = EXIT_USAGE;
+    }
     return rc;
 }
 
@@ -89,6 +101,16 @@ void scene_opts_help_tiling(FILE *f)
             "                      (default 0: skip only tiles without any)\n"
             "  --batch N           tiles per batch (default 16)\n"
             "  --threads N         BLAS threads (default 1; outputs do not depend on it)\n");
+    scene_opts_help_co(f);
+}
+
+void scene_opts_help_co(FILE *f)
+{
+    fprintf(f,
+            "  --co NAME=VALUE     creation option of GDAL's COG driver for the raster outputs,\n"
+            "                      repeatable, over the defaults COMPRESS=DEFLATE LEVEL=1\n"
+            "                      PREDICTOR=YES NUM_THREADS=<--threads> (e.g. --co\n"
+            "                      COMPRESS=ZSTD, --co LEVEL=9, --co BLOCKSIZE=256)\n");
 }
 
 void scene_opts_help_relevance(FILE *f)

@@ -13,7 +13,7 @@
 
 /* Long option ids after the rule options'; a command's own ids start at SCENE_OPT_END. */
 enum { OPT_CONFIG = RULES_OPT_END, OPT_BANDS, OPT_TILE, OPT_STRIDE, OPT_BLEND, OPT_TARGET,
-       OPT_INIT, OPT_MIN_VALID, OPT_THREADS, OPT_BATCH, SCENE_OPT_END };
+       OPT_INIT, OPT_MIN_VALID, OPT_THREADS, OPT_BATCH, OPT_CO, SCENE_OPT_END };
 
 /* Entries to append to a command's option table (with -m in its short options). */
 #define SCENE_LONG_OPTIONS                                                                  \
@@ -24,19 +24,23 @@ enum { OPT_CONFIG = RULES_OPT_END, OPT_BANDS, OPT_TILE, OPT_STRIDE, OPT_BLEND, O
     {"target", required_argument, 0, OPT_TARGET}, {"init", required_argument, 0, OPT_INIT}, \
     {"min-valid", required_argument, 0, OPT_MIN_VALID},                                    \
     {"threads", required_argument, 0, OPT_THREADS},                                        \
-    {"batch", required_argument, 0, OPT_BATCH}, RULES_LONG_OPTIONS
+    {"batch", required_argument, 0, OPT_BATCH}, {"co", required_argument, 0, OPT_CO},       \
+        RULES_LONG_OPTIONS
 
 /* Handles one option of the table above for command cmd (named in errors): 1 when id is
  * not one of them, else 0 or an exit code. */
 int scene_opts_handle(const char *cmd, int id, const char *arg, scene_job *j, rules_opts *ro);
 /* After the option loop: the scene default composite unless --composite was given, then
- * the --rule overrides; the rules go into j. 0 or an exit code. */
+ * the --rule overrides; the rules go into j; --co checked against GDAL's COG driver.
+ * 0 or an exit code. */
 int scene_opts_finish(scene_job *j, rules_opts *ro);
 
 /* Help lines: -m, --config, --bands; the "Tiling:" section; the "Relevance:" section with
  * the rule options. */
 void scene_opts_help_input(FILE *f);
 void scene_opts_help_tiling(FILE *f);
+/* The --co line (also used by geolrp merge). */
+void scene_opts_help_co(FILE *f);
 void scene_opts_help_relevance(FILE *f);
 
 #endif

@@ -50,7 +50,17 @@ void out_set_color_table(out_raster *o, int n_classes, char **class_names);
 /* Statistics and the COG copy (resampling for overviews) under a temporary name; quiet:
  * no progress. Several outputs are finished first and committed together, so a failure
  * while writing one leaves none of them under its real name. */
-int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err);
+/* COG creation options: the defaults, then co (NAME=VALUE) over them. */
+typedef struct {
+    const char *const *co;
+    int n_co;
+    int threads; /* compression threads */
+} out_options;
+int out_finish(out_raster *o, const char *resampling, const out_options *opt, int quiet,
+               glrp_error *err);
+/* Checks NAME=VALUE creation options against GDAL's COG driver before any work is done:
+ * an error (code 2) names the option GDAL does not know or the value it refuses. */
+int out_check_options(const char *const *co, int n_co, glrp_error *err);
 /* Renames the finished COG into place, after the .aux.xml with its class names. */
 int out_commit(out_raster *o, glrp_error *err);
 /* Removes every temporary and frees o (safe after out_commit). */

@@ -17,6 +17,15 @@ static json_t *floats(const float *v, int n)
     return a;
 }
 
+/* --co in the order given (a later one overrides an earlier one of the same name). */
+static json_t *creation_options(const scene_job *j)
+{
+    json_t *a = json_array();
+    for (int k = 0; a && k < j->n_creation_options; k++)
+        json_array_append_new(a, json_string(j->creation_options[k]));
+    return a ? a : json_null();
+}
+
 static json_t *target_json(const scene_job *j)
 {
     if (!j->target_set)
@@ -43,7 +52,7 @@ json_t *job_options_json(const scene_job *j, const char *config_path,
     }
     json_t *o = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:s, s:o, "
-        "s:o, s:o, s:i, s:b}",
+        "s:o, s:o, s:i, s:b, s:o}",
         "config", str_or_null(config_path), "config_sha256", str_or_null(config_sha256),
         "bands", str_or_null(j->bands), "tile", j->tile ? json_integer(j->tile) : json_null(),
         "stride", j->stride ? json_integer(j->stride) : json_null(), "blend",
@@ -54,7 +63,8 @@ json_t *job_options_json(const scene_job *j, const char *config_path,
         "gamma", (double)r->gamma, "alpha", (double)r->alpha, "beta", (double)r->beta,
         "maxpool", r->maxpool == GLRP_MAXPOOL_PROPORTIONAL ? "proportional" : "wta",
         "rules", rules ? rules : json_null(), "zbox_low", floats(r->low, r->n_bounds),
-        "zbox_high", floats(r->high, r->n_bounds), "batch", j->batch, "scores", scores);
+        "zbox_high", floats(r->high, r->n_bounds), "batch", j->batch, "scores", scores,
+        "creation_options", creation_options(j));
     return o;
 }
 

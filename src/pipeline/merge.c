@@ -252,6 +252,10 @@ static int merge_parts(run_state *st, const merge_job *mj, part_reader *r, int *
     j->output = mj->output, j->class_map = mj->class_map, j->scores = mj->scores;
     j->report = mj->report, j->bands_json = mj->bands_json;
     j->overwrite = mj->overwrite, j->quiet = mj->quiet;
+    for (int k = 0; k < mj->n_creation_options; k++)
+        j->creation_options[k] = mj->creation_options[k];
+    j->n_creation_options = mj->n_creation_options;
+    j->threads = mj->threads > 0 ? mj->threads : 1;
     j->part_count = N; /* the parts carry class probabilities */
     st->want_bands = mj->bands_json != NULL;
     if (!rc && st->want_bands && j->target == TARGET_ALL)

@@ -1030,7 +1030,8 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
         if (!outs[k].open)
             continue;
         set_run_metadata(st, outs[k].o);
-        if ((rc = out_finish(outs[k].o, outs[k].resampling, j->quiet, err)))
+        out_options opt = {j->creation_options, j->n_creation_options, j->threads};
+        if ((rc = out_finish(outs[k].o, outs[k].resampling, &opt, j->quiet, err)))
             return rc;
     }
     for (int k = 0; k < 3; k++) {

@@ -11,6 +11,8 @@
 
 typedef enum { TARGET_PREDICTED = 0, TARGET_INDEX, TARGET_NAME, TARGET_ALL } target_kind;
 
+#define SCENE_MAX_CO 32
+
 typedef struct {
     const char *scene, *model, *config;
     const char *output;      /* relevance COG; NULL for classify */
@@ -31,6 +33,10 @@ typedef struct {
     int min_valid_set;
     int threads, batch;
     int overwrite, quiet;
+    /* --co NAME=VALUE: GDAL COG creation options for the raster outputs, over the defaults
+     * (COMPRESS=DEFLATE, LEVEL=1, PREDICTOR=YES, NUM_THREADS=--threads). */
+    const char *creation_options[SCENE_MAX_CO];
+    int n_creation_options;
     /* Band importance (geolrp bands, explain --bands-report). */
     const char *bands_json, *bands_csv, *bands_svg;
     int occlusion;
@@ -59,6 +65,9 @@ typedef struct {
     int n_parts;
     const char *output, *class_map, *scores, *report, *bands_json;
     int overwrite, quiet;
+    const char *creation_options[SCENE_MAX_CO]; /* as scene_job's */
+    int n_creation_options;
+    int threads; /* for compressing the COGs; 0 = 1 */
 } merge_job;
 
 int merge_run(const merge_job *mj, glrp_error *err);

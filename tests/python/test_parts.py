@@ -260,6 +260,18 @@ class SplitVariants(PartsCase):
         ref = self.single(SCENES['l8'], MODELS['l8'], self.dir())
         a, b = L.Raster(os.path.join(ref, 'rel.tif')), L.Raster(out)
         self.assertTrue(np.array_equal(a.data.view(np.uint32), b.data.view(np.uint32)))
+        # --co reaches the merged COG (encoding only), and a refused option writes nothing
+        z = os.path.join(d, 'zstd.tif')
+        self.assertExit(L.run(['merge'] + parts + ['-o', z, '-q', '--co', 'COMPRESS=ZSTD',
+                               '--threads', '2']), 0)
+        rz = L.Raster(z)
+        self.assertEqual(rz.image_structure.get('COMPRESSION'), 'ZSTD')
+        self.assertTrue(np.array_equal(a.data.view(np.uint32), rz.data.view(np.uint32)))
+        bad = os.path.join(d, 'bad.tif')
+        res = L.run(['merge'] + parts + ['-o', bad, '-q', '--co', 'COMPRESS=NOPE'])
+        self.assertExit(res, 2)
+        self.assertIn('--co', res.stderr)
+        self.assertFalse(os.path.exists(bad))
 
 
 # ----------------------------------------------------------------- refusing parts ---

@@ -443,6 +443,27 @@ class Options(SceneCase):
         self.assertEqual(bad, [], 'zbox bounds (band, low, high) exclude data (min, max): %s'
                          % bad)
 
+    def test_creation_options(self):
+        # Default DEFLATE; --co reaches GDAL's COG driver for every raster output and only
+        # changes the encoding, never the values; options GDAL refuses stop the run first.
+        a, _ = self.explain(self.crop, MODELS['l8'], extra=['-q', '--class-map',
+                                                            self.path('ca.tif')])
+        self.assertEqual(L.Raster(a).image_structure.get('COMPRESSION'), 'DEFLATE')
+        cls = self.path('cz.tif')
+        b, _ = self.explain(self.crop, MODELS['l8'], extra=[
+            '-q', '--co', 'COMPRESS=ZSTD', '--co', 'BLOCKSIZE=256', '--class-map', cls])
+        rb = L.Raster(b)
+        self.assertEqual(rb.image_structure.get('COMPRESSION'), 'ZSTD')
+        self.assertEqual(L.Raster(cls).image_structure.get('COMPRESSION'), 'ZSTD')
+        self.assertCOG(rb)
+        self.assertTrue(L.arrays_equal_nan(L.Raster(a).data, rb.data), '--co changed values')
+        for bad in ('COMPRESS=NOPE', 'NO_SUCH_OPTION=1', 'NOEQUALS', '=1'):
+            out = self.path('bad.tif')
+            _, res = self.explain(self.crop, MODELS['l8'], out=out, extra=['--co', bad],
+                                  code=2)
+            self.assertIn('--co', res.stderr)
+            self.assertEqual(os.listdir(os.path.dirname(out)), [], bad)
+
     def test_band_order_matters(self):
         a, _ = self.explain(self.crop, MODELS['l8_2band'], extra=['--bands', '5,4', '-q'])
         r = L.Raster(a)

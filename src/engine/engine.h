@@ -128,6 +128,12 @@ void unstack_channels(const glrp_layer *L, int output, int k, const float *src,
                       float *const *parts, int n);
 /* k per-output-channel vectors (biases) in the stacked channel order. */
 void stack_bias(const glrp_layer *L, int k, const float *const *parts, float *dst);
+/* u = Wa x+ + Wb x- + bias_u and v = Wb x+ + Wa x- + bias_v in one stacked pass; scale
+ * makes them s_u, s_v in place (count values each); R_in = x+ (Wa^T s_u + Wb^T s_v) +
+ * x- (Wb^T s_u + Wa^T s_v). Alpha-beta and gamma are this with their own weights. */
+typedef void (*signed_pair_scale)(const rule_ctx *c, float *u, float *v, size_t count);
+int rule_signed_pair(const rule_ctx *c, const float *Wa, const float *Wb, const float *bias_u,
+                     const float *bias_v, signed_pair_scale scale);
 
 /* ---- composite.c ---- */
 glrp_rule composite_rule_for(const struct glrp_model *m, const glrp_rules *r,

@@ -131,6 +131,16 @@ static int first_col(int lo, int off, int s)
     return need <= 0 ? 0 : (need + s - 1) / s;
 }
 
+/* Output columns [*lo, *hi) of tap column kj read inside the plane (input column
+ * ox * sx + *off); the others fall on padding. */
+static void tap_columns(const conv_geom *g, int kj, int *off, int *lo, int *hi)
+{
+    *off = kj * g->dx - g->pl;
+    int a = first_col(0, *off, g->sx), b = first_col(g->iw, *off, g->sx);
+    *lo = a < g->ow ? a : g->ow;
+    *hi = b < *lo ? *lo : b > g->ow ? g->ow : b;
+}
+
 static void im2col(const conv_geom *g, const float *x, float *col)
 {
     const int ohw = g->oh * g->ow;
@@ -139,11 +149,8 @@ static void im2col(const conv_geom *g, const float *x, float *col)
             for (int kj = 0; kj < g->kw; kj++) {
                 float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * ohw;
                 const float *plane = x + (size_t)c * g->ih * g->iw;
-                const int off = kj * g->dx - g->pl;
-                /* Output columns [lo, hi) read inside the plane; the rest is padding. */
-                int lo = first_col(0, off, g->sx), hi = first_col(g->iw, off, g->sx);
-                lo = lo < g->ow ? lo : g->ow;
-                hi = hi < lo ? lo : hi > g->ow ? g->ow : hi;
+                int off, lo, hi;
+                tap_columns(g, kj, &off, &lo, &hi);
                 for (int oy = 0; oy < g->oh; oy++) {
                     int iy = oy * g->sy - g->pt + ki * g->dy;
                     float *dst = row + (size_t)oy * g->ow;
@@ -174,10 +181,8 @@ static void col2im(const conv_geom *g, const float *col, float *x)
             for (int kj = 0; kj < g->kw; kj++) {
                 const float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * ohw;
                 float *plane = x + (size_t)c * g->ih * g->iw;
-                const int off = kj * g->dx - g->pl;
-                int lo = first_col(0, off, g->sx), hi = first_col(g->iw, off, g->sx);
-                lo = lo < g->ow ? lo : g->ow;
-                hi = hi < lo ? lo : hi > g->ow ? g->ow : hi;
+                int off, lo, hi;
+                tap_columns(g, kj, &off, &lo, &hi);
                 for (int oy = 0; oy < g->oh; oy++) {
                     int iy = oy * g->sy - g->pt + ki * g->dy;
                     if (iy < 0 || iy >= g->ih)

@@ -13,6 +13,7 @@
  * Channels are ordered (group, copy, channel within group), so a grouped convolution stays
  * grouped: group q of the stacked layer sees exactly the copies of group q.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
@@ -102,4 +103,52 @@ void stack_bias(const glrp_layer *L, int k, const float *const *parts, float *ds
     for (int q = 0; q < g; q++)
         for (int p = 0; p < k; p++, dst += cout_g)
             memcpy(dst, parts[p] + (size_t)q * cout_g, (size_t)cout_g * sizeof *dst);
+}
+
+/*
+ * The pass alpha-beta and gamma share. Two variants Wa, Wb of the weights (alpha-beta:
+ * W+, W-; gamma: P, N) and two biases give
+ *   u = Wa x+ + Wb x- + bias_u,   v = Wb x+ + Wa x- + bias_v
+ * as one stacked convolution with A = [[Wa, Wb], [Wb, Wa]] ([Wa; Wb] when x- is zero);
+ * `scale` turns u and v into s_u and s_v in place (the part where the rules differ); then
+ * A^T [s_u; s_v] = [g+; g-] and R_in = x+ g+ + x- g-.
+ */
+int rule_signed_pair(const rule_ctx *c, const float *Wa, const float *Wb, const float *bias_u,
+                     const float *bias_v, signed_pair_scale scale)
+{
+    const glrp_layer *L = c->L;
+    const size_t in = (size_t)c->n * linear_in_numel(L), out = (size_t)c->n * linear_out_numel(L);
+    const int neg = any_negative(c->x, in), k_in = neg ? 2 : 1;
+    const glrp_layer S = linear_stacked(L, k_in, 2);
+    float *A = rule_buf(S.lin.wsize), *bias = rule_buf(2 * (size_t)L->lin.cout),
+          *xp = rule_buf(in), *xn = rule_buf(in), *xs = rule_buf(in * k_in),
+          *zs = rule_buf(2 * out), *u = rule_buf(out), *v = rule_buf(out),
+          *gs = rule_buf(in * k_in), *gp = rule_buf(in), *gn = rule_buf(in);
+    int rc = GLRP_ERR_RUNTIME;
+    if (!A || !bias || !xp || !xn || !xs || !zs || !u || !v || !gs || !gp || !gn)
+        goto done;
+    const float *blocks2[] = {Wa, Wb, Wb, Wa}, *blocks1[] = {Wa, Wb}, *bparts[] = {bias_u, bias_v};
+    stack_weights(L, 2, k_in, neg ? blocks2 : blocks1, A);
+    stack_bias(L, 2, bparts, bias);
+
+    split_sign(c->x, xp, xn, in);
+    const float *xparts[] = {xp, xn};
+    stack_channels(L, 0, k_in, xparts, xs, c->n);
+    linear_forward(&S, A, xs, zs, c->n, c->col);
+    linear_add_bias(&S, bias, zs, c->n);
+    float *zparts[] = {u, v};
+    unstack_channels(L, 1, 2, zs, zparts, c->n);
+    scale(c, u, v, out);
+    const float *sparts[] = {u, v};
+    stack_channels(L, 1, 2, sparts, zs, c->n);
+    linear_transpose(&S, A, zs, gs, c->n, c->col);
+    float *gparts[] = {gp, gn};
+    unstack_channels(L, 0, k_in, gs, gparts, c->n);
+    for (size_t e = 0; e < in; e++)
+        c->Rin[e] = xp[e] * gp[e] + (neg ? xn[e] * gn[e] : 0.0f);
+    rc = 0;
+done:
+    free(A), free(bias), free(xp), free(xn), free(xs), free(zs), free(u), free(v), free(gs),
+        free(gp), free(gn);
+    return rc;
 }

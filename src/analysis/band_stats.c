@@ -123,15 +123,19 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-int band_stats_write_csv(const band_stats *b, const char *path, glrp_error *err)
+int band_stats_write_csv(const band_stats *b, const char *path, outset *set, glrp_error *err)
 {
+    double rho;
+    json_t *doc = band_stats_json(b, &rho);
+    if (!doc)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: out of memory", path);
     char *tmp;
     FILE *f;
     int rc = tmpfile_create(path, &tmp, &f, err);
-    if (rc)
+    if (rc) {
+        json_decref(doc);
         return rc;
-    double rho;
-    json_t *doc = band_stats_json(b, &rho);
+    }
     fprintf(f, "class,index,name,relevance_sum,relevance_abs_sum,positive_sum,negative_sum,"
                "share,mean,rank,occlusion_drop\n");
     for (int k = -1; k < b->K; k++) {
@@ -156,7 +160,7 @@ int band_stats_write_csv(const band_stats *b, const char *path, glrp_error *err)
         }
     }
     json_decref(doc);
-    rc = tmpfile_commit(f, tmp, path, err);
+    rc = tmpfile_commit(f, tmp, path, set, err);
     free(tmp);
     return rc;
 }
@@ -175,7 +179,7 @@ static void xml_text(FILE *f, const char *s)
  * positive share in red and its negative share in blue, stacked, in percent of the
  * group's total |R|. */
 int band_stats_write_svg(const band_stats *b, const char *path, const char *title,
-                         glrp_error *err)
+                         outset *set, glrp_error *err)
 {
     const int bar = 16, gap = 6, label_w = 150, plot_w = 420, top = 50, panel_head = 28;
     const int panel_h = panel_head + b->C * (bar + gap) + 30;
@@ -232,7 +236,7 @@ int band_stats_write_svg(const band_stats *b, const char *path, const char *titl
         fprintf(f, "</g>\n");
     }
     fprintf(f, "</svg>\n");
-    rc = tmpfile_commit(f, tmp, path, err);
+    rc = tmpfile_commit(f, tmp, path, set, err);
     free(tmp);
     return rc;
 }

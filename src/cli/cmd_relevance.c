@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/rules_opts.h"
 #include "io/json_file.h"
@@ -216,7 +215,7 @@ static json_t *rules_json(const glrp_model *m, const options *o)
 }
 
 static int write_report(const options *o, const glrp_model *m, const glrp_sample_stats *st,
-                        size_t n, glrp_error *err)
+                        size_t n, outset *set, glrp_error *err)
 {
     json_t *root = json_object(), *samples = json_array();
     double ratio_sum = 0, ratio_min = INFINITY, ratio_max = -INFINITY;
@@ -249,7 +248,7 @@ static int write_report(const options *o, const glrp_model *m, const glrp_sample
                                 : json_null());
     json_object_set_new(root, "samples", samples);
 
-    int rc = json_write_atomic(o->report, root, err);
+    int rc = json_write_atomic(o->report, root, set, err);
     json_decref(root);
     return rc;
 }
@@ -258,6 +257,7 @@ static int run(options *o, glrp_error *err)
 {
     npy_reader in = {0};
     npy_writer out = {0}, sc = {0};
+    outset staged = {0};
     glrp_model *m = NULL;
     float *x = NULL, *r = NULL, *s = NULL;
     glrp_sample_stats *stats = NULL;
@@ -315,15 +315,12 @@ static int run(options *o, glrp_error *err)
             goto done;
         progress_update(&prog, (double)(at + (size_t)n) / (double)n_total);
     }
-    if ((rc = npy_commit(&out, err)) || (o->scores && (rc = npy_commit(&sc, err))))
+    /* All outputs or none: each is finished under its temporary name, then all renamed. */
+    if ((rc = npy_commit(&out, &staged, err)) ||
+        (o->scores && (rc = npy_commit(&sc, &staged, err))) ||
+        (o->report && (rc = write_report(o, m, stats, n_total, &staged, err))) ||
+        (rc = outset_commit(&staged, err)))
         goto done;
-    if (o->report && (rc = write_report(o, m, stats, n_total, err))) {
-        /* All outputs or none: take back the arrays just committed. */
-        unlink(o->output);
-        if (o->scores)
-            unlink(o->scores);
-        goto done;
-    }
     if (!o->quiet) {
         double in_sum = 0, start_sum = 0;
         for (size_t k = 0; k < n_total; k++) {
@@ -334,6 +331,7 @@ static int run(options *o, glrp_error *err)
                 "(sums over all samples)\n", n_total, start_sum != 0 ? in_sum / start_sum : NAN);
     }
 done:
+    outset_discard(&staged);
     npy_abort(&out);
     npy_abort(&sc);
     npy_close(&in);

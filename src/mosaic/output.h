@@ -10,6 +10,7 @@
 #include <gdal.h>
 
 #include "geolrp/geolrp.h"
+#include "io/tmpfile.h"
 #include "raster/scene.h"
 
 #define ABS_HIST_BINS 4096
@@ -25,7 +26,8 @@ typedef struct {
     long long *count;
     long long hist[ABS_HIST_BINS];
     char **categories;       /* class names (CSL list), written beside the COG */
-    char *cog_tmp;           /* the finished COG, before out_commit renames it */
+    char *cog_tmp;           /* the finished COG, before it is staged */
+    char *aux_tmp;           /* its .aux.xml (class names), if any */
 } out_raster;
 
 /* type: GDT_Float32 (NaN nodata) or GDT_Byte (nodata 255). names: one per band. */
@@ -40,9 +42,10 @@ void out_set_color_table(out_raster *o, int n_classes, char **class_names);
  * no progress. Several outputs are finished first and committed together, so a failure
  * while writing one leaves none of them under its real name. */
 int out_finish(out_raster *o, const char *resampling, int quiet, glrp_error *err);
-/* Renames the finished COG into place (and writes class names beside it). */
-int out_commit(out_raster *o, glrp_error *err);
-/* Removes every temporary and frees o (safe after out_commit). */
+/* Hands the finished COG (and its .aux.xml) to set, which renames them into place with the
+ * run's other outputs (io/tmpfile.h), and frees o. */
+int out_stage(out_raster *o, outset *set, glrp_error *err);
+/* Removes every temporary and frees o (safe after out_stage). */
 void out_abort(out_raster *o);
 
 /* Colour of class k in class maps and their .qml (a qualitative palette, cycled). */

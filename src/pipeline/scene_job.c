@@ -71,6 +71,7 @@ typedef struct {
     accum acc;
     out_raster rel_out, cls_out, sc_out;
     int rel_open, cls_open, sc_open;
+    outset staged; /* finished outputs, renamed together at the very end */
     float *weights, *stripe, *batch_x, *batch_r, *batch_s, *tile_vals, *rows, *cls_rows,
         *score_rows;
     uint8_t *stripe_valid;
@@ -924,15 +925,15 @@ static int write_band_outputs(run_state *st, glrp_error *err)
         json_array_append_new(w, json_string(st->warnings[k]));
     json_object_set_new(doc, "warnings", w);
     if (j->bands_json)
-        rc = json_write_atomic(j->bands_json, doc, err);
+        rc = json_write_atomic(j->bands_json, doc, &st->staged, err);
     json_decref(doc);
     if (!rc && j->bands_csv)
-        rc = band_stats_write_csv(&st->bs, j->bands_csv, err);
+        rc = band_stats_write_csv(&st->bs, j->bands_csv, &st->staged, err);
     if (!rc && j->bands_svg) {
         const char *slash = strrchr(j->scene, '/');
         snprintf(buf, sizeof buf, "Band importance: %s (%s)", slash ? slash + 1 : j->scene,
                  j->rules.composite);
-        rc = band_stats_write_svg(&st->bs, j->bands_svg, buf, err);
+        rc = band_stats_write_svg(&st->bs, j->bands_svg, buf, &st->staged, err);
     }
     return rc;
 }
@@ -983,7 +984,8 @@ static int finish(run_state *st, double t_start, glrp_error *err)
     } outs[3] = {{st->rel_open, &st->rel_out, "AVERAGE"},
                  {st->cls_open, &st->cls_out, "MODE"},
                  {st->sc_open, &st->sc_out, "AVERAGE"}};
-    /* All COGs finished under temporary names first, then renamed together. */
+    /* Every output is finished under a temporary name first and all are renamed together
+     * at the end: a failure on any of them (a full disk) leaves none behind. */
     for (int k = 0; k < 3; k++) {
         if (!outs[k].open)
             continue;
@@ -994,25 +996,27 @@ static int finish(run_state *st, double t_start, glrp_error *err)
     for (int k = 0; k < 3; k++) {
         if (!outs[k].open)
             continue;
-        rc = out_commit(outs[k].o, err);
+        rc = out_stage(outs[k].o, &st->staged, err);
         *(k == 0 ? &st->rel_open : k == 1 ? &st->cls_open : &st->sc_open) = 0;
         if (rc)
             return rc;
     }
-    if ((j->output && (rc = qml_write_relevance(j->output, limit, err))) ||
-        (j->class_map &&
-         (rc = qml_write_classes(j->class_map, st->n_classes, st->class_names, err))))
+    if ((j->output && (rc = qml_write_relevance(j->output, limit, &st->staged, err))) ||
+        (j->class_map && (rc = qml_write_classes(j->class_map, st->n_classes,
+                                                 st->class_names, &st->staged, err))))
         return rc;
     if (st->want_bands && (rc = write_band_outputs(st, err)))
         return rc;
     st->t_write += now() - t0;
     if (j->report) {
         json_t *root = report_json(st, now() - t_start);
-        rc = root ? json_write_atomic(j->report, root, err)
+        rc = root ? json_write_atomic(j->report, root, &st->staged, err)
                   : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         json_decref(root);
+        if (rc)
+            return rc;
     }
-    return rc;
+    return outset_commit(&st->staged, err);
 }
 
 static void cleanup(run_state *st)
@@ -1020,6 +1024,7 @@ static void cleanup(run_state *st)
     if (st->rel_open) out_abort(&st->rel_out);
     if (st->cls_open) out_abort(&st->cls_out);
     if (st->sc_open) out_abort(&st->sc_out);
+    outset_discard(&st->staged);
     accum_free(&st->acc);
     for (int k = 0; st->class_names && k < st->n_classes; k++)
         free(st->class_names[k]);

@@ -86,6 +86,8 @@ typedef struct {
     uint8_t *batch_valid;
     float *tile_rp;
     long long *class_pixels, valid_pixels, invalid_pixels;
+    long long nonfinite_pixels; /* NaN or Inf in the data (not declared nodata) */
+    int rows_scanned;           /* rows counted for nonfinite_pixels so far */
     double t_read, t_explain, t_mosaic, t_write;
     char *warnings[MAX_WARNINGS];
     int n_warnings;
@@ -367,7 +369,7 @@ static int setup(run_state *st, glrp_error *err)
     if (!st->sc.has_geotransform)
         warn(st, "%s has no georeferencing; the outputs keep its pixel grid without a CRS",
              j->scene);
-    if (st->sc.striped)
+    if (st->sc.striped && (st->sc.width > st->tw || st->sc.height > st->th))
         warn(st, "%s is striped, not tiled: windowed reads are slow (gdal_translate -co "
              "TILED=YES makes a tiled copy)", j->scene);
     if (st->sc.width < st->tw || st->sc.height < st->th)
@@ -653,6 +655,18 @@ static int flush_rows(run_state *st, int until, glrp_error *err)
     return rc;
 }
 
+/* NaN and Inf in the stripe just read, counting rows that overlapping stripes share once. */
+static void count_nonfinite(run_state *st, int y0, int h, size_t plane)
+{
+    const size_t W = (size_t)st->sc.width;
+    int first = st->rows_scanned > y0 ? st->rows_scanned - y0 : 0;
+    if (first >= h)
+        return;
+    st->nonfinite_pixels += scene_count_nonfinite(&st->sc, st->stripe, plane, (size_t)first * W,
+                                                  (size_t)(h - first) * W);
+    st->rows_scanned = y0 + h;
+}
+
 static int process(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
@@ -679,6 +693,7 @@ static int process(run_state *st, glrp_error *err)
         if ((rc = scene_read(&st->sc, 0, y0, W, h, st->stripe, st->stripe_valid, err)))
             break;
         const size_t plane = (size_t)h * W;
+        count_nonfinite(st, y0, h, plane);
         normalize_apply(&st->norm, &st->sc, st->stripe, st->stripe_valid, plane);
         accum_set_valid(&st->acc, st->stripe_valid, 0, y0, W, h);
         st->t_read += now() - t0;
@@ -834,9 +849,10 @@ static json_t *report_json(run_state *st, double t_total)
                                                  (json_int_t)st->skipped_empty,
                                                  "skipped_min_valid",
                                                  (json_int_t)st->skipped_min_valid));
-    json_object_set_new(root, "pixels", json_pack("{s:I, s:I}", "valid",
+    json_object_set_new(root, "pixels", json_pack("{s:I, s:I, s:I}", "valid",
                                                   (json_int_t)st->valid_pixels, "invalid",
-                                                  (json_int_t)st->invalid_pixels));
+                                                  (json_int_t)st->invalid_pixels, "nonfinite",
+                                                  (json_int_t)st->nonfinite_pixels));
     json_object_set_new(root, "time_seconds",
                         json_pack("{s:f, s:f, s:f, s:f, s:f}", "read", st->t_read, "explain",
                                   st->t_explain, "mosaic", st->t_mosaic, "write", st->t_write,
@@ -975,6 +991,9 @@ static int finish(run_state *st, double t_start, glrp_error *err)
         artifact_warnings(st);
     if (st->valid_pixels == 0)
         warn(st, "%s has no valid pixel: every output is nodata", j->scene);
+    if (st->nonfinite_pixels > 0)
+        warn(st, "%s: %lld pixels hold NaN or Inf in a selected band (not declared as nodata); "
+             "they are treated as nodata", j->scene, st->nonfinite_pixels);
     double t0 = now();
     double limit = st->rel_open ? out_abs_quantile(&st->rel_out, 0.99) : 0;
     struct {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/error.h"
 
@@ -159,7 +160,13 @@ static int read_normalization(const char *path, json_t *obj, normalization *n, g
 int config_load(const char *path, scene_config *c, glrp_error *err)
 {
     json_error_t je;
+    struct stat sb;
+    /* A folder opens and reads as an empty file: say what it is. */
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: is a folder, not a config file", path);
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root && je.line < 1) /* not a syntax error: the file could not be read */
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: %s", path, je.text);
     if (!root)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s:%d:%d: %s", path, je.line, je.column,
                          je.text);

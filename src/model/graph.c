@@ -83,16 +83,7 @@ int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
     m->rel = glrp_alloc((size_t)m->n_tensors, sizeof *m->rel);
     if (!m->act || !m->rel)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-    /* Refuse plans that cannot fit before touching memory: a hostile file may declare
-     * shapes whose buffers calloc would promise lazily and the first pass would fault in. */
-    double bytes = 0;
-    for (int k = 0; k < m->n_tensors; k++)
-        bytes += 2.0 * sizeof(float) * (double)m->tensors[k].numel * m->max_batch;
-    if (bytes > GLRP_MAX_PLAN_BYTES)
-        return glrp_fail(err, GLRP_ERR_INPUT, "%s: the model needs %.1f GiB of activations for "
-                         "batch %d (limit %.0f GiB); use a smaller --batch or check the "
-                         "model's shapes", m->path, bytes / (1 << 30), m->max_batch,
-                         GLRP_MAX_PLAN_BYTES / (1 << 30));
+    /* Convolution scratch (im2col of one sample), sized by the largest convolution. */
     for (int k = 0; k < m->n_layers; k++) {
         const glrp_layer *L = &m->layers[k];
         if (L->kind != OP_CONV)
@@ -100,6 +91,27 @@ int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
         size_t c = (size_t)L->lin.cin * L->lin.kh * L->lin.kw * L->lin.oh * L->lin.ow;
         if (c > m->col_floats)
             m->col_floats = c;
+    }
+    /* Refuse plans that cannot fit before touching memory: a hostile file may declare
+     * shapes whose buffers calloc would promise lazily and the first pass would fault in. */
+    double bytes = sizeof(float) * (double)m->col_floats, largest = 0;
+    int big = 0;
+    for (int k = 0; k < m->n_tensors; k++) {
+        double t = 2.0 * sizeof(float) * (double)m->tensors[k].numel * m->max_batch;
+        bytes += t;
+        if (t > largest)
+            largest = t, big = k;
+    }
+    if (bytes > GLRP_MAX_PLAN_BYTES) {
+        const int producer = m->n_tensors ? m->tensors[big].producer : -1;
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: the model needs %.1f GiB of activations for "
+                         "batch %d (limit %.0f GiB; largest: the output of %s '%s', %.1f GiB; "
+                         "convolution scratch %.1f GiB); use a smaller --batch or check the "
+                         "model's shapes", m->path, bytes / (1 << 30), m->max_batch,
+                         GLRP_MAX_PLAN_BYTES / (1 << 30), producer >= 0 ? "node" : "input",
+                         producer >= 0 ? m->layers[producer].name : m->tensors[big].name,
+                         largest / (1 << 30),
+                         sizeof(float) * (double)m->col_floats / (1 << 30));
     }
     m->col = glrp_alloc(m->col_floats, sizeof *m->col);
     m->col_capacity = m->col_floats;

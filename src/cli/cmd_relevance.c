@@ -301,6 +301,10 @@ static int run(options *o, glrp_error *err)
         goto done;
     }
     int64_t score_shape[2] = {(int64_t)n_total, K};
+    if ((rc = output_folder_check(o->output, err)) ||
+        (o->scores && (rc = output_folder_check(o->scores, err))) ||
+        (o->report && (rc = output_folder_check(o->report, err))))
+        goto done;
     if ((rc = npy_create(o->output, in.rank, in.shape, &out, err)) ||
         (o->scores && (rc = npy_create(o->scores, 2, score_shape, &sc, err))))
         goto done;

@@ -17,17 +17,41 @@ int path_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* The folder part of path ("." when there is none). */
+static void folder_of(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, size, ".");
+    else
+        snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+int output_folder_check(const char *path, glrp_error *err)
+{
+    char dir[4096];
+    struct stat sb;
+    folder_of(path, dir, sizeof dir);
+    if (stat(dir, &sb) != 0)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create output: folder %s: %s",
+                         path, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create output: %s is not a folder",
+                         path, dir);
+    /* access() also reports a read-only file system (EROFS), even to root. */
+    if (access(dir, W_OK | X_OK) != 0)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create output in folder %s: %s",
+                         path, dir, strerror(errno));
+    return 0;
+}
+
 /* Below this much free space a failed write is most likely the full disk. */
 #define NEARLY_FULL_BYTES (64.0 * 1024 * 1024)
 
 const char *free_space_note(const char *path, char *buf, size_t size)
 {
-    const char *slash = strrchr(path, '/');
     char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    folder_of(path, dir, sizeof dir);
     struct statvfs vfs;
     buf[0] = '\0';
     if (statvfs(dir, &vfs) == 0) {

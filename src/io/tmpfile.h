@@ -31,6 +31,10 @@ int tmpfile_commit(FILE *f, const char *tmp_path, const char *path, outset *set,
                    glrp_error *err);
 /* Closes f and removes the temporary (an output abandoned on error). */
 void tmpfile_discard(FILE *f, const char *tmp_path);
+/* Whether an output can be created at path: its folder exists and is writable (runtime
+ * error, exit 1, naming path, the folder and the reason). Checked before a long run, so that
+ * an output written at its end (a report) does not fail after all the work. */
+int output_folder_check(const char *path, glrp_error *err);
 /* Whether path exists (any kind of file). */
 int path_exists(const char *path);
 /* "; only N KiB left on its file system" when the file system that holds path (a file to

@@ -129,6 +129,18 @@ static int refuse_existing(const scene_job *j, glrp_error *err)
     return 0;
 }
 
+/* Every output folder writable before the work starts. */
+static int check_output_folders(const scene_job *j, glrp_error *err)
+{
+    const char *outs[] = {j->output, j->class_map, j->scores, j->report, j->bands_json,
+                          j->bands_csv, j->bands_svg};
+    int rc = 0;
+    for (int k = 0; k < 7 && !rc; k++)
+        if (outs[k])
+            rc = output_folder_check(outs[k], err);
+    return rc;
+}
+
 /* Class names from the ONNX metadata (the QGIS plugin's {"0": "name", ...} or a list). */
 static int load_class_names(run_state *st, glrp_error *err)
 {
@@ -369,7 +381,7 @@ static int setup(run_state *st, glrp_error *err)
     if (!st->sc.has_geotransform)
         warn(st, "%s has no georeferencing; the outputs keep its pixel grid without a CRS",
              j->scene);
-    if (st->sc.striped && (st->sc.width > st->tw || st->sc.height > st->th))
+    if (st->sc.striped && st->sc.height > st->th) /* else one read takes it all */
         warn(st, "%s is striped, not tiled: windowed reads are slow (gdal_translate -co "
              "TILED=YES makes a tiled copy)", j->scene);
     if (st->sc.width < st->tw || st->sc.height < st->th)
@@ -1079,6 +1091,8 @@ int scene_job_run(scene_job *j, glrp_error *err)
         rc = glrp_fail(err, GLRP_ERR_INPUT, "--min-valid must be a fraction from 0 to 1");
     if (!rc)
         rc = setup(&st, err);
+    if (!rc)
+        rc = check_output_folders(j, err);
     if (!rc)
         rc = open_outputs(&st, err);
     if (!rc)

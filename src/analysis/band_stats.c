@@ -66,8 +66,9 @@ static json_t *bands_array(const band_stats *b, const band_acc *a, long long pix
     double total = total_abs(a, b->C), abs_v[b->C], rank[b->C];
     for (int c = 0; c < b->C; c++)
         abs_v[c] = a[c].abs;
-    ranks_desc_d(abs_v, (size_t)b->C, rank);
-    json_t *arr = json_array();
+    json_t *arr = ranks_desc_d(abs_v, (size_t)b->C, rank) ? NULL : json_array();
+    if (!arr)
+        return NULL;
     for (int c = 0; c < b->C; c++) {
         json_t *e = json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "index", c + 1,
                               "name", b->band_names[c], "relevance_sum", a[c].sum,
@@ -97,12 +98,19 @@ json_t *band_stats_json(const band_stats *b, double *rho)
     json_object_set_new(root, "valid_pixels", json_integer(b->pixels));
     json_object_set_new(root, "bands", bands_array(b, b->all, b->pixels, o));
     json_t *pc = json_object();
-    for (int k = 0; k < b->K; k++) {
-        json_t *e = json_object();
+    int ok = json_object_get(root, "bands") != NULL && pc != NULL;
+    for (int k = 0; ok && k < b->K; k++) {
+        json_t *e = json_object(), *arr = bands_array(b, b->per_class + (size_t)k * b->C,
+                                                      b->class_pixels[k], NULL);
+        ok = e && arr;
         json_object_set_new(e, "pixels", json_integer(b->class_pixels[k]));
-        json_object_set_new(e, "bands", bands_array(b, b->per_class + (size_t)k * b->C,
-                                                    b->class_pixels[k], NULL));
+        json_object_set_new(e, "bands", arr);
         json_object_set_new(pc, b->class_names[k], e);
+    }
+    if (!ok) { /* out of memory: no document rather than one with holes */
+        json_decref(pc);
+        json_decref(root);
+        return NULL;
     }
     json_object_set_new(root, "per_class", pc);
     json_object_set_new(root, "spearman_lrp_vs_occlusion", isfinite(*rho) ? json_real(*rho)

@@ -70,7 +70,7 @@ static int parse(int argc, char **argv, options *o)
     o->init = GLRP_INIT_LOGIT;
     o->batch = 32;
     o->threads = 1;
-    int c, rc;
+    int c;
     long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:qh", opts, NULL)) != -1) {
@@ -107,7 +107,7 @@ static int parse(int argc, char **argv, options *o)
         case '?':
             return usage_error("relevance", "unknown option or missing value");
         default:
-            if ((rc = rules_opts_handle(&o->ro, c, optarg)) != 0)
+            if (rules_opts_handle(&o->ro, c, optarg) != 0)
                 return EXIT_USAGE;
         }
     }
@@ -177,10 +177,10 @@ static int check_shape(const npy_reader *r, const glrp_model *m, glrp_error *err
     for (int k = 0; k < r->rank; k++)
         snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", k ? ", " : "",
                  (long long)r->shape[k]);
-    strcat(have, ")");
+    snprintf(have + strlen(have), sizeof have - strlen(have), ")");
     for (int k = 0; k < rank; k++)
         snprintf(want + strlen(want), sizeof want - strlen(want), ", %lld", (long long)dims[k]);
-    strcat(want, ") with N >= 1");
+    snprintf(want + strlen(want), sizeof want - strlen(want), ") with N >= 1");
     return glrp_fail(err, GLRP_ERR_INPUT, "%s: array shape %s does not match the model input "
                      "%s", r->path, have, want);
 }

@@ -32,8 +32,10 @@ double out_abs_quantile(const out_raster *o, double q)
         return 0;
     for (int k = 0; k < ABS_HIST_BINS; k++) {
         seen += o->hist[k];
-        if ((double)seen >= q * (double)total)
-            return k == 0 ? 0 : exp2((k + 1 - ABS_HIST_BINS / 2) / 32.0);
+        if ((double)seen >= q * (double)total) {
+            const int edge = k + 1 - ABS_HIST_BINS / 2; /* upper edge, in 1/32 octaves */
+            return k == 0 ? 0 : exp2(edge / 32.0);
+        }
     }
     return 0;
 }

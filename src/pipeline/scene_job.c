@@ -26,6 +26,7 @@
 
 #define MAX_TILES_PER_AXIS 65536
 #define MAX_WARNINGS 16
+#define MAX_CLASSES 255
 
 void scene_job_init(scene_job *j)
 {
@@ -405,6 +406,12 @@ static int open_outputs(run_state *st, glrp_error *err)
     scene_job *j = st->job;
     int rc;
     st->want_classes = j->class_map || j->scores || !st->need_rel || st->want_bands;
+    /* Class maps are Byte with 255 for nodata; run_batch keeps probabilities per class in
+     * a buffer of MAX_CLASSES. */
+    if (st->want_classes && st->n_classes > MAX_CLASSES)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: %d classes; class maps, scores and band "
+                         "importance take at most %d (explain without --class-map and "
+                         "--scores has no limit)", j->model, st->n_classes, MAX_CLASSES);
     st->n_rel = !st->need_rel ? 0 : j->target == TARGET_ALL ? st->n_classes : 1 + st->C;
     st->n_acc = st->n_rel + (st->want_classes ? st->n_classes : 0);
     if (st->want_bands &&
@@ -558,7 +565,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
     double t0 = now();
     int passes = st->need_rel ? (j->target == TARGET_ALL ? st->n_classes : 1) : 0;
     glrp_sample_stats stats[n];
-    float probs[256];
+    float probs[MAX_CLASSES] = {0};
     if (passes == 0 && glrp_forward(st->m, st->batch_x, n, st->batch_s, err))
         return err->code;
     /* Relevance bands are filled pass by pass; keep them per tile in tile_vals order. */

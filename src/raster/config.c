@@ -52,9 +52,10 @@ static int read_numbers(const char *path, const char *key, json_t *v, double *ou
         *n = 1;
         return 0;
     }
-    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > (size_t)max)
+    const size_t len = json_is_array(v) ? json_array_size(v) : 0;
+    if (len == 0 || len > (size_t)max)
         return bad_key(path, key, "expected a number or a list of numbers", err);
-    *n = (int)json_array_size(v);
+    *n = (int)len;
     for (int k = 0; k < *n; k++) {
         json_t *e = json_array_get(v, (size_t)k);
         if (!json_is_number(e))
@@ -104,11 +105,12 @@ static int read_pair_lists(const char *path, json_t *obj, const char *k1, const 
     int na = 0, nb = 0;
     if (!va || !vb)
         return bad_key(path, va ? k2 : k1, "missing (it goes with its pair)", err);
-    if (read_numbers(path, k1, va, a, SCENE_MAX_BANDS, &na, err) ||
-        read_numbers(path, k2, vb, b, SCENE_MAX_BANDS, &nb, err))
-        return err->code;
-    if (set_band_count(n, na, path, k1, err) || set_band_count(n, nb, path, k2, err))
-        return err->code;
+    int rc;
+    if ((rc = read_numbers(path, k1, va, a, SCENE_MAX_BANDS, &na, err)) ||
+        (rc = read_numbers(path, k2, vb, b, SCENE_MAX_BANDS, &nb, err)) ||
+        (rc = set_band_count(n, na, path, k1, err)) ||
+        (rc = set_band_count(n, nb, path, k2, err)))
+        return rc;
     if (na == 1)
         broadcast(a, 1);
     if (nb == 1)
@@ -136,8 +138,8 @@ static int read_normalization(const char *path, json_t *obj, normalization *n, g
         n->mode = NORM_STANDARDIZE;
         if (read_pair_lists(path, obj, "mean", "std", n->a, n->b, n, err))
             return err->code;
-        for (int k = 0; k < SCENE_MAX_BANDS; k++)
-            if (n->b[k] == 0 && k < (n->n ? n->n : 1))
+        for (int k = 0; k < (n->n ? n->n : 1); k++)
+            if (n->b[k] == 0)
                 return bad_key(path, "std", "a standard deviation is 0", err);
     } else if (!strcmp(m, "minmax")) {
         n->mode = NORM_MINMAX;

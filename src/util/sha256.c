@@ -30,6 +30,6 @@ int sha256_file(const char *path, char hex[65], glrp_error *err)
     if (bad)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: read error", path);
     for (unsigned k = 0; k < len && k < 32; k++)
-        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+        snprintf(hex + 2 * (size_t)k, 3, "%02x", md[k]);
     return 0;
 }

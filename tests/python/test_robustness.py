@@ -615,6 +615,39 @@ class NamesInMessages(Case):
                 self.assertIn(name, res.stderr)
                 self.assertEmpty(out)
 
+    def test_too_many_classes_for_a_class_map(self):
+        # a model with 300 outputs: class maps are Byte (255 = nodata); the class
+        # probabilities of a tile are kept in a buffer of 255 (was a stack overflow)
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+        rng = np.random.default_rng(4)
+        W = numpy_helper.from_array(rng.standard_normal((2, 10, 3, 3)).astype('f4'), 'W')
+        W2 = numpy_helper.from_array(rng.standard_normal((300, 2 * TILE * TILE)).astype('f4'),
+                                     'W2')
+        nodes = [helper.make_node('Conv', ['input', 'W'], ['h'], name='c0', pads=[1, 1, 1, 1]),
+                 helper.make_node('Flatten', ['h'], ['f'], name='flat'),
+                 helper.make_node('Gemm', ['f', 'W2'], ['y'], name='fc', transB=1)]
+        g = helper.make_graph(nodes, 'k300', [helper.make_tensor_value_info(
+            'input', TensorProto.FLOAT, ['N', 10, TILE, TILE])], [
+            helper.make_tensor_value_info('y', TensorProto.FLOAT, None)], [W, W2])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)])
+        m.ir_version = 7
+        model = self.p('k300.onnx')
+        onnx.save(m, model)
+        src = self.crop('c.tif')
+        out = self.folder('out')
+        for args in (['classify', src, '-m', model, '-o', os.path.join(out, 'c.tif')],
+                     ['explain', src, '-m', model, '-o', os.path.join(out, 'r.tif'),
+                      '--scores', os.path.join(out, 's.tif')]):
+            with self.subTest(command=args[0]):
+                res = L.run(args + ['-q'])
+                self.assertFails(res, 2, re.escape(model), r'300 classes', r'255')
+                self.assertEmpty(out)
+        # relevance alone has no such limit
+        res = L.run(['explain', src, '-m', model, '-o', os.path.join(out, 'r.tif'), '-q'])
+        self.assertNoCrash(res)
+        self.assertEqual(res.code, 0, repr(res))
+
 
 if __name__ == '__main__':
     L.parse_argv()

@@ -49,7 +49,7 @@ static void im2col(const glrp_linear *l, const float *x, float *col)
                 const float *plane = x + (size_t)c * l->ih * l->iw;
                 for (int oy = 0; oy < l->oh; oy++) {
                     int iy = oy * l->stride[0] - l->pad[0] + ki * l->dil[0];
-                    float *dst = row + oy * l->ow;
+                    float *dst = row + (size_t)oy * l->ow;
                     if (iy < 0 || iy >= l->ih) {
                         memset(dst, 0, (size_t)l->ow * sizeof *dst);
                         continue;
@@ -76,7 +76,7 @@ static void col2im(const glrp_linear *l, const float *col, float *x)
                     int iy = oy * l->stride[0] - l->pad[0] + ki * l->dil[0];
                     if (iy < 0 || iy >= l->ih)
                         continue;
-                    const float *src = row + oy * l->ow;
+                    const float *src = row + (size_t)oy * l->ow;
                     float *dst = plane + (size_t)iy * l->iw;
                     for (int ox = 0; ox < l->ow; ox++) {
                         int ix = ox * l->stride[1] - l->pad[1] + kj * l->dil[1];

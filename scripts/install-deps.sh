@@ -7,7 +7,11 @@ BUILD="build-essential cmake pkg-config git ca-certificates
        protobuf-c-compiler libprotobuf-c-dev libonnx-dev
        libopenblas-dev libgdal-dev libproj-dev libtiff-dev libjansson-dev libssl-dev"
 RUN="gdal-bin"
-TEST="python3 python3-numpy python3-torch python3-onnx python3-gdal"
+TEST="python3 python3-numpy python3-torch python3-onnx python3-gdal
+      valgrind cppcheck clang-tidy mount util-linux"
+# libFuzzer: clang, and its runtime (libclang_rt.fuzzer), which bookworm's clang only
+# recommends.
+FUZZ="clang libclang-rt-14-dev"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -15,4 +19,4 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $BUILD $RUN $TEST
+$SUDO apt-get install -y -q --no-install-recommends $BUILD $RUN $TEST $FUZZ

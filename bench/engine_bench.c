@@ -62,7 +62,7 @@ static double sgemm_gflops(int threads, int reps)
     }
     openblas_set_num_threads(threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    double t[MAX_REPS];
+    double t[MAX_REPS] = {0};
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
@@ -102,7 +102,7 @@ static int measure(const run_spec *s, int reps, double min_seconds, double *tile
 {
     if (run_once(s, err)) /* warm-up: first-touch of buffers, BLAS init */
         return 1;
-    double t[MAX_REPS], start = now();
+    double t[MAX_REPS] = {0}, start = now();
     int n = 0;
     uint64_t f0 = linear_flops();
     while (n < MAX_REPS && (n < reps || now() - start < min_seconds)) {

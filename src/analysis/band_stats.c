@@ -66,8 +66,9 @@ static json_t *bands_array(const band_stats *b, const band_acc *a, long long pix
     double total = total_abs(a, b->C), abs_v[b->C], rank[b->C];
     for (int c = 0; c < b->C; c++)
         abs_v[c] = a[c].abs;
-    ranks_desc_d(abs_v, (size_t)b->C, rank);
-    json_t *arr = json_array();
+    json_t *arr = ranks_desc_d(abs_v, (size_t)b->C, rank) ? NULL : json_array();
+    if (!arr)
+        return NULL;
     for (int c = 0; c < b->C; c++) {
         json_t *e = json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "index", c + 1,
                               "name", b->band_names[c], "relevance_sum", a[c].sum,
@@ -97,12 +98,19 @@ json_t *band_stats_json(const band_stats *b, double *rho)
     json_object_set_new(root, "valid_pixels", json_integer(b->pixels));
     json_object_set_new(root, "bands", bands_array(b, b->all, b->pixels, o));
     json_t *pc = json_object();
-    for (int k = 0; k < b->K; k++) {
-        json_t *e = json_object();
+    int ok = json_object_get(root, "bands") != NULL && pc != NULL;
+    for (int k = 0; ok && k < b->K; k++) {
+        json_t *e = json_object(), *arr = bands_array(b, b->per_class + (size_t)k * b->C,
+                                                      b->class_pixels[k], NULL);
+        ok = e && arr;
         json_object_set_new(e, "pixels", json_integer(b->class_pixels[k]));
-        json_object_set_new(e, "bands", bands_array(b, b->per_class + (size_t)k * b->C,
-                                                    b->class_pixels[k], NULL));
+        json_object_set_new(e, "bands", arr);
         json_object_set_new(pc, b->class_names[k], e);
+    }
+    if (!ok) { /* out of memory: no document rather than one with holes */
+        json_decref(pc);
+        json_decref(root);
+        return NULL;
     }
     json_object_set_new(root, "per_class", pc);
     json_object_set_new(root, "spearman_lrp_vs_occlusion", isfinite(*rho) ? json_real(*rho)
@@ -123,15 +131,19 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-int band_stats_write_csv(const band_stats *b, const char *path, glrp_error *err)
+int band_stats_write_csv(const band_stats *b, const char *path, outset *set, glrp_error *err)
 {
+    double rho;
+    json_t *doc = band_stats_json(b, &rho);
+    if (!doc)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: out of memory", path);
     char *tmp;
     FILE *f;
     int rc = tmpfile_create(path, &tmp, &f, err);
-    if (rc)
+    if (rc) {
+        json_decref(doc);
         return rc;
-    double rho;
-    json_t *doc = band_stats_json(b, &rho);
+    }
     fprintf(f, "class,index,name,relevance_sum,relevance_abs_sum,positive_sum,negative_sum,"
                "share,mean,rank,occlusion_drop\n");
     for (int k = -1; k < b->K; k++) {
@@ -156,7 +168,7 @@ int band_stats_write_csv(const band_stats *b, const char *path, glrp_error *err)
         }
     }
     json_decref(doc);
-    rc = tmpfile_commit(f, tmp, path, err);
+    rc = tmpfile_commit(f, tmp, path, set, err);
     free(tmp);
     return rc;
 }
@@ -175,7 +187,7 @@ static void xml_text(FILE *f, const char *s)
  * positive share in red and its negative share in blue, stacked, in percent of the
  * group's total |R|. */
 int band_stats_write_svg(const band_stats *b, const char *path, const char *title,
-                         glrp_error *err)
+                         outset *set, glrp_error *err)
 {
     const int bar = 16, gap = 6, label_w = 150, plot_w = 420, top = 50, panel_head = 28;
     const int panel_h = panel_head + b->C * (bar + gap) + 30;
@@ -232,7 +244,7 @@ int band_stats_write_svg(const band_stats *b, const char *path, const char *titl
         fprintf(f, "</g>\n");
     }
     fprintf(f, "</svg>\n");
-    rc = tmpfile_commit(f, tmp, path, err);
+    rc = tmpfile_commit(f, tmp, path, set, err);
     free(tmp);
     return rc;
 }

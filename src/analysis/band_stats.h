@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "geolrp/geolrp.h"
+#include "io/tmpfile.h"
 
 typedef struct {
     double sum, abs, pos, neg;
@@ -36,8 +37,9 @@ void band_stats_add_pixel(band_stats *b, int cls, const float *r, size_t stride)
 
 /* The JSON document (caller adds run details); the Spearman value is stored in *rho. */
 json_t *band_stats_json(const band_stats *b, double *rho);
-int band_stats_write_csv(const band_stats *b, const char *path, glrp_error *err);
+/* Both stage the file in set (io/tmpfile.h), or rename it into place when set is NULL. */
+int band_stats_write_csv(const band_stats *b, const char *path, outset *set, glrp_error *err);
 int band_stats_write_svg(const band_stats *b, const char *path, const char *title,
-                         glrp_error *err);
+                         outset *set, glrp_error *err);
 
 #endif

@@ -115,11 +115,11 @@ static int by_value_desc_d(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
-void ranks_desc_d(const double *v, size_t n, double *rank)
+int ranks_desc_d(const double *v, size_t n, double *rank)
 {
     int *order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
-        return;
+        return -1;
     for (size_t p = 0; p < n; p++)
         order[p] = (int)p;
     g_sort_d = v;
@@ -135,6 +135,7 @@ void ranks_desc_d(const double *v, size_t n, double *rank)
         i = j + 1;
     }
     free(order);
+    return 0;
 }
 
 double spearman_d(const double *a, const double *b, size_t n)
@@ -142,12 +143,10 @@ double spearman_d(const double *a, const double *b, size_t n)
     if (n < 2)
         return NAN;
     double *ra = malloc(n * sizeof *ra), *rb = malloc(n * sizeof *rb);
-    if (!ra || !rb) {
+    if (!ra || !rb || ranks_desc_d(a, n, ra) || ranks_desc_d(b, n, rb)) {
         free(ra), free(rb);
         return NAN;
     }
-    ranks_desc_d(a, n, ra);
-    ranks_desc_d(b, n, rb);
     double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
     for (size_t i = 0; i < n; i++)
         ma += ra[i], mb += rb[i];

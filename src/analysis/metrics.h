@@ -29,8 +29,8 @@ double metric_aopc(const double *f, int steps);
 double metric_spearman(const float *a, const float *b, size_t n);
 /* The same on doubles; NaN when undefined (n < 2 or a constant side). */
 double spearman_d(const double *a, const double *b, size_t n);
-/* Ranks with 1 = largest, ties sharing their average rank. */
-void ranks_desc_d(const double *v, size_t n, double *rank);
+/* Ranks with 1 = largest, ties sharing their average rank; -1 when out of memory. */
+int ranks_desc_d(const double *v, size_t n, double *rank);
 
 /* Running mean and standard deviation, skipping NaN. */
 typedef struct {

@@ -198,7 +198,7 @@ static int read_all(const char *path, float **out, npy_reader *r, glrp_error *er
 static int write_outputs(const eval_opts *o, json_t *doc, const char *md_text, glrp_error *err)
 {
     int rc;
-    if (o->json && (rc = json_write_atomic(o->json, doc, err)))
+    if (o->json && (rc = json_write_atomic(o->json, doc, NULL, err)))
         return rc;
     if (o->md) {
         char *tmp;
@@ -209,7 +209,7 @@ static int write_outputs(const eval_opts *o, json_t *doc, const char *md_text, g
             tmpfile_discard(f, tmp);
             rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", o->md);
         } else {
-            rc = tmpfile_commit(f, tmp, o->md, err);
+            rc = tmpfile_commit(f, tmp, o->md, NULL, err);
         }
         free(tmp);
         return rc;

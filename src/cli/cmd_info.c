@@ -31,7 +31,7 @@ int cmd_info(int argc, char **argv)
             help(stdout);
             return EXIT_OK;
         }
-        if (c == '?' || (rc = rules_opts_handle(&ro, c, optarg)) != 0)
+        if (c == '?' || rules_opts_handle(&ro, c, optarg) != 0)
             return usage_error("info", "bad option");
     }
     if (optind != argc - 1)

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/rules_opts.h"
 #include "io/json_file.h"
@@ -71,7 +70,7 @@ static int parse(int argc, char **argv, options *o)
     o->init = GLRP_INIT_LOGIT;
     o->batch = 32;
     o->threads = 1;
-    int c, rc;
+    int c;
     long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:qh", opts, NULL)) != -1) {
@@ -108,7 +107,7 @@ static int parse(int argc, char **argv, options *o)
         case '?':
             return usage_error("relevance", "unknown option or missing value");
         default:
-            if ((rc = rules_opts_handle(&o->ro, c, optarg)) != 0)
+            if (rules_opts_handle(&o->ro, c, optarg) != 0)
                 return EXIT_USAGE;
         }
     }
@@ -178,10 +177,10 @@ static int check_shape(const npy_reader *r, const glrp_model *m, glrp_error *err
     for (int k = 0; k < r->rank; k++)
         snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", k ? ", " : "",
                  (long long)r->shape[k]);
-    strcat(have, ")");
+    snprintf(have + strlen(have), sizeof have - strlen(have), ")");
     for (int k = 0; k < rank; k++)
         snprintf(want + strlen(want), sizeof want - strlen(want), ", %lld", (long long)dims[k]);
-    strcat(want, ") with N >= 1");
+    snprintf(want + strlen(want), sizeof want - strlen(want), ") with N >= 1");
     return glrp_fail(err, GLRP_ERR_INPUT, "%s: array shape %s does not match the model input "
                      "%s", r->path, have, want);
 }
@@ -216,7 +215,7 @@ static json_t *rules_json(const glrp_model *m, const options *o)
 }
 
 static int write_report(const options *o, const glrp_model *m, const glrp_sample_stats *st,
-                        size_t n, glrp_error *err)
+                        size_t n, outset *set, glrp_error *err)
 {
     json_t *root = json_object(), *samples = json_array();
     double ratio_sum = 0, ratio_min = INFINITY, ratio_max = -INFINITY;
@@ -249,7 +248,7 @@ static int write_report(const options *o, const glrp_model *m, const glrp_sample
                                 : json_null());
     json_object_set_new(root, "samples", samples);
 
-    int rc = json_write_atomic(o->report, root, err);
+    int rc = json_write_atomic(o->report, root, set, err);
     json_decref(root);
     return rc;
 }
@@ -258,6 +257,7 @@ static int run(options *o, glrp_error *err)
 {
     npy_reader in = {0};
     npy_writer out = {0}, sc = {0};
+    outset staged = {0};
     glrp_model *m = NULL;
     float *x = NULL, *r = NULL, *s = NULL;
     glrp_sample_stats *stats = NULL;
@@ -301,6 +301,10 @@ static int run(options *o, glrp_error *err)
         goto done;
     }
     int64_t score_shape[2] = {(int64_t)n_total, K};
+    if ((rc = output_folder_check(o->output, err)) ||
+        (o->scores && (rc = output_folder_check(o->scores, err))) ||
+        (o->report && (rc = output_folder_check(o->report, err))))
+        goto done;
     if ((rc = npy_create(o->output, in.rank, in.shape, &out, err)) ||
         (o->scores && (rc = npy_create(o->scores, 2, score_shape, &sc, err))))
         goto done;
@@ -315,15 +319,12 @@ static int run(options *o, glrp_error *err)
             goto done;
         progress_update(&prog, (double)(at + (size_t)n) / (double)n_total);
     }
-    if ((rc = npy_commit(&out, err)) || (o->scores && (rc = npy_commit(&sc, err))))
+    /* All outputs or none: each is finished under its temporary name, then all renamed. */
+    if ((rc = npy_commit(&out, &staged, err)) ||
+        (o->scores && (rc = npy_commit(&sc, &staged, err))) ||
+        (o->report && (rc = write_report(o, m, stats, n_total, &staged, err))) ||
+        (rc = outset_commit(&staged, err)))
         goto done;
-    if (o->report && (rc = write_report(o, m, stats, n_total, err))) {
-        /* All outputs or none: take back the arrays just committed. */
-        unlink(o->output);
-        if (o->scores)
-            unlink(o->scores);
-        goto done;
-    }
     if (!o->quiet) {
         double in_sum = 0, start_sum = 0;
         for (size_t k = 0; k < n_total; k++) {
@@ -334,6 +335,7 @@ static int run(options *o, glrp_error *err)
                 "(sums over all samples)\n", n_total, start_sum != 0 ? in_sum / start_sum : NAN);
     }
 done:
+    outset_discard(&staged);
     npy_abort(&out);
     npy_abort(&sc);
     npy_close(&in);

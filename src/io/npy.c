@@ -301,7 +301,7 @@ int npy_write(npy_writer *w, const float *src, size_t count, glrp_error *err)
     return 0;
 }
 
-int npy_commit(npy_writer *w, glrp_error *err)
+int npy_commit(npy_writer *w, outset *set, glrp_error *err)
 {
     if (w->written != w->count) {
         glrp_fail(err, GLRP_ERR_RUNTIME, "%s: %zu of %zu elements written", w->path, w->written,
@@ -311,7 +311,7 @@ int npy_commit(npy_writer *w, glrp_error *err)
     }
     FILE *f = w->f;
     w->f = NULL;
-    int rc = tmpfile_commit(f, w->tmp, w->path, err);
+    int rc = tmpfile_commit(f, w->tmp, w->path, set, err);
     free(w->tmp);
     free(w->path);
     w->tmp = w->path = NULL;

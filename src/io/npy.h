@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "geolrp/geolrp.h"
+#include "io/tmpfile.h"
 
 #define NPY_MAX_RANK 8
 
@@ -35,11 +36,12 @@ typedef struct {
     size_t count, written;
 } npy_writer;
 
-/* Writes to a temporary file in the same folder; npy_commit renames it into place. */
+/* Writes to a temporary file in the same folder; npy_commit renames it into place, or hands
+ * it to set (io/tmpfile.h) to be renamed with the command's other outputs. */
 int npy_create(const char *path, int rank, const int64_t *shape, npy_writer *w,
                glrp_error *err);
 int npy_write(npy_writer *w, const float *src, size_t count, glrp_error *err);
-int npy_commit(npy_writer *w, glrp_error *err);
+int npy_commit(npy_writer *w, outset *set, glrp_error *err);
 /* Removes the temporary file (safe on a writer never created or already committed). */
 void npy_abort(npy_writer *w);
 

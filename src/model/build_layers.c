@@ -757,7 +757,7 @@ static int build_pad(importer *im, glrp_error *err)
         axes[k] = k;
     if (n < 0) {
         value *p = imp_input(im, 1), *cv = imp_input(im, 2), *ax = imp_input(im, 3);
-        if (!p || p->kind != VAL_CONST || p->c.count > 2 * (GLRP_MAX_RANK + 1))
+        if (!p || p->kind != VAL_CONST || p->c.count > 2 * ((size_t)GLRP_MAX_RANK + 1))
             return imp_node_error(im, err, GLRP_ERR_INPUT, "pads must be a constant");
         n = (int)p->c.count;
         for (int k = 0; k < n; k++)

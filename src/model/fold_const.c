@@ -43,6 +43,9 @@ static int const_alloc(const_tensor *c, const_type type, int rank, const int64_t
                        glrp_error *err)
 {
     memset(c, 0, sizeof *c);
+    if (rank < 0 || rank > CONST_MAX_RANK)
+        return glrp_fail(err, GLRP_ERR_INPUT, "tensor of rank %d (at most %d)", rank,
+                         CONST_MAX_RANK);
     c->type = type;
     c->rank = rank;
     c->count = 1;
@@ -116,7 +119,7 @@ static void raw_element(int dt, const uint8_t *p, float *f, int64_t *i)
     case DT_DOUBLE: { double v; memcpy(&v, p, 8); *f = (float)v; break; }
     case DT_FLOAT16: { uint16_t v; memcpy(&v, p, 2); *f = half_to_float(v); break; }
     case DT_UINT8: case DT_BOOL: *i = p[0]; break;
-    case DT_INT8: *i = (int8_t)p[0]; break;
+    case DT_INT8: *i = p[0] < 128 ? p[0] : (int64_t)p[0] - 256; break; /* two's complement */
     case DT_UINT16: { uint16_t v; memcpy(&v, p, 2); *i = v; break; }
     case DT_INT16: { int16_t v; memcpy(&v, p, 2); *i = v; break; }
     case DT_INT32: { int32_t v; memcpy(&v, p, 4); *i = v; break; }
@@ -331,7 +334,7 @@ static int fold_gather(importer *im, glrp_error *err)
         dims[rank++] = ix->c.dims[k];
     for (int k = (int)axis + 1; k < d->c.rank; k++)
         dims[rank++] = d->c.dims[k];
-    if (rank > CONST_MAX_RANK)
+    if (rank < 0 || rank > CONST_MAX_RANK)
         return imp_node_error(im, err, GLRP_ERR_INPUT, "Gather result rank too large");
     size_t outer = 1, inner = 1, nidx = ix->c.count, adim = (size_t)d->c.dims[axis];
     for (int k = 0; k < axis; k++)
@@ -524,11 +527,12 @@ static int fold_constant_of_shape(importer *im, glrp_error *err)
         dims[k] = const_get_i(&s->c, k);
     const_tensor *c = define_out(im, err);
     int rc = !c || const_alloc(c, fill.type, (int)s->c.count, dims, err);
-    if (!rc)
-        for (size_t k = 0; k < c->count; k++) {
-            if (c->f) c->f[k] = fill.f[0];
-            else c->i[k] = fill.i[0];
-        }
+    for (size_t k = 0; !rc && k < c->count; k++) {
+        if (fill.type == CT_F32)
+            c->f[k] = fill.f[0];
+        else
+            c->i[k] = fill.i[0];
+    }
     const_free(&parsed);
     return rc ? err->code : 0;
 }
@@ -541,6 +545,8 @@ static int fold_binary(importer *im, char op, glrp_error *err)
     if (!a || !b)
         return imp_node_error(im, err, GLRP_ERR_INPUT, "needs two inputs");
     int rank = a->c.rank > b->c.rank ? a->c.rank : b->c.rank;
+    if (rank < 0 || rank > CONST_MAX_RANK) /* const_alloc keeps it so; the loops rely on it */
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "operands of rank %d", rank);
     int64_t dims[CONST_MAX_RANK];
     for (int k = 0; k < rank; k++) {
         int ka = k - (rank - a->c.rank), kb = k - (rank - b->c.rank);
@@ -614,7 +620,7 @@ static int fold_reshape(importer *im, glrp_error *err)
         size_t known = 1;
         for (int k = 0; k < rank; k++) {
             dims[k] = const_get_i(&s->c, k);
-            if (dims[k] == 0 && k < x->c.rank)
+            if (k < x->c.rank && dims[k] == 0) /* 0 copies the input's dimension */
                 dims[k] = x->c.dims[k];
             if (dims[k] == -1) {
                 infer = k;
@@ -647,13 +653,22 @@ static int fold_slice(importer *im, glrp_error *err)
     if (!x)
         return imp_node_error(im, err, GLRP_ERR_INPUT, "missing input");
     int rank = x->c.rank;
+    if (rank < 0 || rank > CONST_MAX_RANK)
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "input of rank %d", rank);
     int64_t starts[CONST_MAX_RANK], ends[CONST_MAX_RANK], axes[CONST_MAX_RANK],
         steps[CONST_MAX_RANK];
+    /* Opset < 10: attributes. imp_attr_ints copies at most CONST_MAX_RANK values but
+     * returns how many the file holds: check that before using n as a bound. */
     int n = imp_attr_ints(im->node, "starts", starts, CONST_MAX_RANK);
+    if (n > CONST_MAX_RANK)
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "too many axes");
     if (n >= 0) {
-        imp_attr_ints(im->node, "ends", ends, CONST_MAX_RANK);
-        if (imp_attr_ints(im->node, "axes", axes, CONST_MAX_RANK) < 0)
-            for (int k = 0; k < n; k++) axes[k] = k;
+        if (imp_attr_ints(im->node, "ends", ends, CONST_MAX_RANK) != n)
+            return imp_node_error(im, err, GLRP_ERR_INPUT, "starts and ends differ in length");
+        int na = imp_attr_ints(im->node, "axes", axes, CONST_MAX_RANK);
+        if (na >= 0 && na != n)
+            return imp_node_error(im, err, GLRP_ERR_INPUT, "starts and axes differ in length");
+        for (int k = 0; na < 0 && k < n; k++) axes[k] = k;
         for (int k = 0; k < n; k++) steps[k] = 1;
     } else {
         value *vs = imp_input(im, 1), *ve = imp_input(im, 2), *va = imp_input(im, 3),

@@ -83,17 +83,39 @@ int glrp_graph_alloc_buffers(struct glrp_model *m, glrp_error *err)
     m->rel = glrp_alloc((size_t)m->n_tensors, sizeof *m->rel);
     if (!m->act || !m->rel)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    /* Convolution scratch of one thread, at least an im2col of the largest convolution:
+     * counted here so that absurd kernels are refused before anything runs; the engine
+     * sizes and allocates the exact scratch on first use (ensure_scratch, explain.c). */
+    double col_floats = 0;
+    for (int k = 0; k < m->n_layers; k++) {
+        const glrp_layer *L = &m->layers[k];
+        if (L->kind != OP_CONV)
+            continue;
+        double c = (double)L->lin.cin * L->lin.kh * L->lin.kw * L->lin.oh * L->lin.ow;
+        if (c > col_floats)
+            col_floats = c;
+    }
     /* Refuse plans that cannot fit before touching memory: a hostile file may declare
      * shapes whose buffers calloc would promise lazily and the first pass would fault in. */
-    double bytes = 0;
-    for (int k = 0; k < m->n_tensors; k++)
-        bytes += 2.0 * sizeof(float) * (double)m->tensors[k].numel * m->max_batch;
-    if (bytes > GLRP_MAX_PLAN_BYTES)
+    double bytes = sizeof(float) * col_floats, largest = 0;
+    int big = 0;
+    for (int k = 0; k < m->n_tensors; k++) {
+        double t = 2.0 * sizeof(float) * (double)m->tensors[k].numel * m->max_batch;
+        bytes += t;
+        if (t > largest)
+            largest = t, big = k;
+    }
+    if (bytes > GLRP_MAX_PLAN_BYTES) {
+        const int producer = m->n_tensors ? m->tensors[big].producer : -1;
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: the model needs %.1f GiB of activations for "
-                         "batch %d (limit %.0f GiB); use a smaller --batch or check the "
+                         "batch %d (limit %.0f GiB; largest: the output of %s '%s', %.1f GiB; "
+                         "convolution scratch %.1f GiB); use a smaller --batch or check the "
                          "model's shapes", m->path, bytes / (1 << 30), m->max_batch,
-                         GLRP_MAX_PLAN_BYTES / (1 << 30));
-    /* Convolution scratch is sized by the engine on first use (explain.c). */
+                         GLRP_MAX_PLAN_BYTES / (1 << 30), producer >= 0 ? "node" : "input",
+                         producer >= 0 ? m->layers[producer].name : m->tensors[big].name,
+                         largest / (1 << 30),
+                         sizeof(float) * col_floats / (1 << 30));
+    }
     for (int k = 0; k < m->n_tensors; k++) {
         size_t n;
         if (!glrp_mul_ok(m->tensors[k].numel, (size_t)m->max_batch, &n))

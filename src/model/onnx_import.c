@@ -166,11 +166,12 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, glrp_error *e
         if (got == 0)
             break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0; /* a folder opens, and fails only here (EISDIR) */
     fclose(f);
     if (bad) {
         free(data);
-        return glrp_fail(err, GLRP_ERR_INPUT, "%s: read error", path);
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: cannot read model: %s", path,
+                         strerror(bad));
     }
     *buf = data;
     *len = size;

@@ -32,8 +32,10 @@ double out_abs_quantile(const out_raster *o, double q)
         return 0;
     for (int k = 0; k < ABS_HIST_BINS; k++) {
         seen += o->hist[k];
-        if ((double)seen >= q * (double)total)
-            return k == 0 ? 0 : exp2((k + 1 - ABS_HIST_BINS / 2) / 32.0);
+        if ((double)seen >= q * (double)total) {
+            const int edge = k + 1 - ABS_HIST_BINS / 2; /* upper edge, in 1/32 octaves */
+            return k == 0 ? 0 : exp2(edge / 32.0);
+        }
     }
     return 0;
 }
@@ -89,8 +91,9 @@ int out_create(out_raster *o, const char *path, const out_grid *g, int bands,
     o->ds = GDALCreate(drv, o->tmp_path, o->width, o->height, bands, type, opts);
     CSLDestroy(opts);
     if (!o->ds) {
-        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create output: %s", path,
-                  CPLGetLastErrorMsg());
+        char note[96];
+        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create output: %s%s", path,
+                  CPLGetLastErrorMsg(), free_space_note(o->tmp_path, note, sizeof note));
         out_abort(o);
         return GLRP_ERR_RUNTIME;
     }
@@ -128,9 +131,13 @@ int out_write_rows(out_raster *o, const float *data, int n, glrp_error *err)
     CPLErr e = GDALDatasetRasterIO(o->ds, GF_Write, 0, o->rows_written, o->width, n,
                                    (void *)data, o->width, n, GDT_Float32, o->bands, NULL, 0, 0,
                                    0);
-    if (e != CE_None)
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write rows %d to %d: %s", o->path,
-                         o->rows_written, o->rows_written + n - 1, CPLGetLastErrorMsg());
+    /* GDAL writes blocks as its cache evicts them, and a failure there (a full disk) is
+     * only reported through CPLError, not through the return value. */
+    char note[96];
+    if (e != CE_None || CPLGetLastErrorType() >= CE_Failure)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write rows %d to %d: %s%s",
+                         o->path, o->rows_written, o->rows_written + n - 1,
+                         CPLGetLastErrorMsg(), free_space_note(o->tmp_path, note, sizeof note));
     o->rows_written += n;
     return 0;
 }
@@ -173,40 +180,31 @@ void out_set_color_table(out_raster *o, int n_classes, char **class_names)
 }
 
 /* Category names do not survive the copy to COG (GTiff keeps them in a .aux.xml); set them
- * on the finished file, where GDAL writes them to its .aux.xml sidecar. */
-/* Class names live in GDAL's .aux.xml beside the COG. They are set on the finished COG
- * while it still has its temporary name, and the .aux.xml is renamed into place before the
- * COG: GDAL writes that file in place, so doing it under the real name would let a crash
- * leave a truncated .aux.xml beside a complete class map. */
-static int write_categories(const out_raster *o, glrp_error *err)
+ * on the finished temporary COG, where GDAL writes them to "<cog_tmp>.aux.xml", which is
+ * renamed beside the output with it. */
+static int write_categories(out_raster *o, glrp_error *err)
 {
     if (!o->categories)
         return 0;
-    size_t len = strlen(o->cog_tmp) + 16, flen = strlen(o->path) + 16;
-    char *aux_tmp = malloc(len), *aux = malloc(flen);
-    if (!aux_tmp || !aux) {
-        free(aux_tmp), free(aux);
+    size_t len = strlen(o->cog_tmp) + sizeof ".aux.xml";
+    o->aux_tmp = malloc(len);
+    if (!o->aux_tmp)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-    }
-    snprintf(aux_tmp, len, "%s.aux.xml", o->cog_tmp);
-    snprintf(aux, flen, "%s.aux.xml", o->path);
-    cleanup_register(aux_tmp);
-    int rc = 0;
+    snprintf(o->aux_tmp, len, "%s.aux.xml", o->cog_tmp);
+    cleanup_register(o->aux_tmp);
+    CPLErrorReset();
     GDALDatasetH ds = GDALOpen(o->cog_tmp, GA_ReadOnly);
-    if (!ds) {
-        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot reopen to set class names", o->path);
-    } else {
-        GDALSetRasterCategoryNames(GDALGetRasterBand(ds, 1), o->categories);
-        GDALClose(ds);
-        /* No .aux.xml when GDAL's PAM is switched off: then there is nothing to move. */
-        if (access(aux_tmp, F_OK) == 0 && rename(aux_tmp, aux) != 0)
-            rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot rename the class names into "
-                           "place", aux);
-    }
-    unlink(aux_tmp);
-    cleanup_release(aux_tmp);
-    free(aux_tmp), free(aux);
-    return rc;
+    if (!ds)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot reopen to set class names: %s",
+                         o->path, CPLGetLastErrorMsg());
+    GDALSetRasterCategoryNames(GDALGetRasterBand(ds, 1), o->categories);
+    GDALClose(ds);
+    char note[96];
+    if (CPLGetLastErrorType() >= CE_Failure || !path_exists(o->aux_tmp))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write the class names beside it: "
+                         "%s%s", o->path, CPLGetLastErrorMsg(),
+                         free_space_note(o->aux_tmp, note, sizeof note));
+    return 0;
 }
 
 static int CPL_STDCALL stderr_progress(double fraction, const char *msg, void *arg)
@@ -278,6 +276,18 @@ int out_finish(out_raster *o, const char *resampling, const out_options *opt, in
         GDALSetRasterStatistics(GDALGetRasterBand(o->ds, b + 1), o->vmin[b], o->vmax[b], mean,
                                 sqrt(var > 0 ? var : 0));
     }
+    /* Every block on disk before the copy: a block the cache failed to write (full disk)
+     * must be an error here, not a hole in the COG. */
+    char note[96];
+    CPLErrorReset();
+    GDALFlushCache(o->ds);
+    if (CPLGetLastErrorType() >= CE_Failure) {
+        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write the temporary raster: %s%s",
+                  o->path, CPLGetLastErrorMsg(), free_space_note(o->tmp_path, note,
+                                                                 sizeof note));
+        out_abort(o);
+        return GLRP_ERR_RUNTIME;
+    }
     char *cog_tmp = tmp_name(o->path, "cog");
     if (!cog_tmp) {
         out_abort(o);
@@ -293,29 +303,41 @@ int out_finish(out_raster *o, const char *resampling, const out_options *opt, in
     CSLDestroy(opts);
     int rc = 0;
     if (cog) {
-        GDALClose(cog);
+        GDALClose(cog); /* void before GDAL 3.7: a failure shows in the error state */
         if (CPLGetLastErrorType() >= CE_Failure)
             cog = NULL;
     }
+    if (!cog)
+        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write the COG: %s%s", o->path,
+                       CPLGetLastErrorMsg(), free_space_note(cog_tmp, note, sizeof note));
     /* The striped temporary is no longer needed either way. */
     GDALClose(o->ds);
     o->ds = NULL;
     VSIUnlink(o->tmp_path);
     o->cog_tmp = cog_tmp;
-    if (!cog) {
-        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write the COG: %s", o->path,
-                       CPLGetLastErrorMsg());
+    if (!rc)
+        rc = write_categories(o, err);
+    if (rc)
         out_abort(o);
-    }
     return rc;
 }
 
-int out_commit(out_raster *o, glrp_error *err)
+int out_stage(out_raster *o, outset *set, glrp_error *err)
 {
-    int rc = write_categories(o, err);
-    if (!rc && rename(o->cog_tmp, o->path) != 0)
-        rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot rename the finished output into "
-                       "place", o->path);
+    int rc = outset_add(set, o->cog_tmp, o->path, err);
+    free(o->cog_tmp); /* the set owns the file now, or removed it */
+    o->cog_tmp = NULL;
+    if (!rc && o->aux_tmp) {
+        size_t len = strlen(o->path) + sizeof ".aux.xml";
+        char *aux = malloc(len);
+        if (aux)
+            snprintf(aux, len, "%s.aux.xml", o->path);
+        rc = aux ? outset_add(set, o->aux_tmp, aux, err)
+                 : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+        free(aux);
+        if (!rc)
+            free(o->aux_tmp), o->aux_tmp = NULL;
+    }
     out_abort(o);
     return rc;
 }
@@ -328,11 +350,15 @@ void out_abort(out_raster *o)
         VSIUnlink(o->tmp_path);
         cleanup_release(o->tmp_path);
     }
-    if (o->cog_tmp) {
-        VSIUnlink(o->cog_tmp); /* after a commit it is gone already */
+    if (o->cog_tmp) { /* NULL once staged */
+        VSIUnlink(o->cog_tmp);
         cleanup_release(o->cog_tmp);
     }
-    free(o->cog_tmp);
+    if (o->aux_tmp) {
+        VSIUnlink(o->aux_tmp);
+        cleanup_release(o->aux_tmp);
+    }
+    free(o->cog_tmp), free(o->aux_tmp);
     CSLDestroy(o->categories);
     free(o->path), free(o->tmp_path), free(o->sum), free(o->sum2), free(o->vmin),
         free(o->vmax), free(o->count);

@@ -10,6 +10,7 @@
 #include <gdal.h>
 
 #include "geolrp/geolrp.h"
+#include "io/tmpfile.h"
 #include "raster/scene.h"
 
 #define ABS_HIST_BINS 4096
@@ -25,7 +26,8 @@ typedef struct {
     long long *count;
     long long hist[ABS_HIST_BINS];
     char **categories;       /* class names (CSL list), written beside the COG */
-    char *cog_tmp;           /* the finished COG, before out_commit renames it */
+    char *cog_tmp;           /* the finished COG, before it is staged */
+    char *aux_tmp;           /* its .aux.xml (class names), if any */
 } out_raster;
 
 /* The grid of an output: size, geotransform and CRS (srs borrowed; NULL: none). */
@@ -61,9 +63,10 @@ int out_finish(out_raster *o, const char *resampling, const out_options *opt, in
 /* Checks NAME=VALUE creation options against GDAL's COG driver before any work is done:
  * an error (code 2) names the option GDAL does not know or the value it refuses. */
 int out_check_options(const char *const *co, int n_co, glrp_error *err);
-/* Renames the finished COG into place, after the .aux.xml with its class names. */
-int out_commit(out_raster *o, glrp_error *err);
-/* Removes every temporary and frees o (safe after out_commit). */
+/* Hands the finished COG (and its .aux.xml) to set, which renames them into place with the
+ * run's other outputs (io/tmpfile.h), and frees o. */
+int out_stage(out_raster *o, outset *set, glrp_error *err);
+/* Removes every temporary and frees o (safe after out_stage). */
 void out_abort(out_raster *o);
 
 /* Colour of class k in class maps and their .qml (a qualitative palette, cycled). */

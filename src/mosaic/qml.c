@@ -34,7 +34,7 @@ static void xml_escape(FILE *f, const char *s)
 }
 
 static int write_atomically(const char *raster_path, void (*body)(FILE *, const void *),
-                            const void *arg, glrp_error *err)
+                            const void *arg, outset *set, glrp_error *err)
 {
     char *path = qml_path_for(raster_path), *tmp = NULL;
     FILE *f;
@@ -43,7 +43,7 @@ static int write_atomically(const char *raster_path, void (*body)(FILE *, const 
     int rc = tmpfile_create(path, &tmp, &f, err);
     if (!rc) {
         body(f, arg);
-        rc = tmpfile_commit(f, tmp, path, err);
+        rc = tmpfile_commit(f, tmp, path, set, err);
     }
     free(tmp);
     free(path);
@@ -79,9 +79,9 @@ static void relevance_body(FILE *f, const void *arg)
             -m, m, -m, m, -m, -m, m, m);
 }
 
-int qml_write_relevance(const char *raster_path, double limit, glrp_error *err)
+int qml_write_relevance(const char *raster_path, double limit, outset *set, glrp_error *err)
 {
-    return write_atomically(raster_path, relevance_body, &limit, err);
+    return write_atomically(raster_path, relevance_body, &limit, set, err);
 }
 
 typedef struct {
@@ -113,8 +113,9 @@ static void classes_body(FILE *f, const void *arg)
                "</qgis>\n");
 }
 
-int qml_write_classes(const char *raster_path, int n_classes, char **names, glrp_error *err)
+int qml_write_classes(const char *raster_path, int n_classes, char **names, outset *set,
+                      glrp_error *err)
 {
     classes_arg c = {n_classes, names};
-    return write_atomically(raster_path, classes_body, &c, err);
+    return write_atomically(raster_path, classes_body, &c, set, err);
 }

@@ -43,8 +43,8 @@ manifest_counts manifest_count(const json_t *scenes)
     json_array_foreach(scenes, k, e) {
         const char *s = json_string_value(json_object_get(e, "status"));
         if (!s)
-            c.pending++;
-        else if (!strcmp(s, "done"))
+            s = "pending";
+        if (!strcmp(s, "done"))
             c.done++;
         else if (!strcmp(s, "skipped"))
             c.skipped++;
@@ -70,7 +70,7 @@ int manifest_write(json_t *doc, const char *path, glrp_error *err)
                                       (json_int_t)c.skipped, "failed", (json_int_t)c.failed,
                                       "pending", (json_int_t)c.pending)))
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-    return json_write_atomic(path, doc, err);
+    return json_write_atomic(path, doc, NULL, err);
 }
 
 static char *join(const char *dir, const char *name)

@@ -23,8 +23,9 @@
 #include "raster/tiling.h"
 #include "util/error.h"
 
-/* The first key path where a and b differ ("" when they are equal or not objects). */
-static void first_diff(const json_t *a, const json_t *b, char *path, size_t size)
+/* The first key path where a and b differ ("" when they are equal or not objects).
+ * Recursion is bounded by the nesting jansson accepts when parsing (2048 levels). */
+static void first_diff( /* NOLINT(misc-no-recursion) */const json_t *a, const json_t *b, char *path, size_t size)
 {
     if (!json_is_object(a) || !json_is_object(b))
         return;

@@ -22,7 +22,7 @@
 
 static void magic_bytes(unsigned char m[MAGIC_LEN])
 {
-    memcpy(m, MAGIC, 12);
+    memcpy(m, MAGIC, 12); /* NOLINT(bugprone-not-null-terminated-result): bytes, not a string */
     uint32_t v = PART_FORMAT_VERSION;
     for (int k = 0; k < 4; k++)
         m[12 + k] = (unsigned char)(v >> (8 * k));
@@ -174,10 +174,10 @@ int part_writer_commit(part_writer *w, json_t *doc, glrp_error *err)
         } else {
             size_t len = strlen(text);
             unsigned char tr[TRAILER_LEN];
-            memcpy(tr, "GLRPJSON", 8);
+            memcpy(tr, "GLRPJSON", 8); /* NOLINT(bugprone-not-null-terminated-result): bytes */
             put_u64(tr + 8, json_at);
             put_u64(tr + 16, (uint64_t)len);
-            memcpy(tr + 24, "GLRPEND\n", 8);
+            memcpy(tr + 24, "GLRPEND\n", 8); /* NOLINT(bugprone-not-null-terminated-result) */
             if (fwrite(text, 1, len, w->f) != len || fwrite(tr, 1, sizeof tr, w->f) != sizeof tr)
                 rc = glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write: %s", w->path,
                                strerror(errno));
@@ -187,7 +187,7 @@ int part_writer_commit(part_writer *w, json_t *doc, glrp_error *err)
     if (!rc) {
         FILE *f = w->f;
         w->f = NULL;
-        rc = tmpfile_commit(f, w->tmp, w->path, err);
+        rc = tmpfile_commit(f, w->tmp, w->path, NULL, err);
         free(w->tmp);
         w->tmp = NULL;
     }

@@ -7,7 +7,6 @@
  * Doubles are written with 17 significant digits, which read back to the same bits;
  * non-finite ones as the strings "nan", "inf", "-inf".
  */
-#define _XOPEN_SOURCE 700 /* realpath */
 #include <cpl_conv.h>
 #include <limits.h>
 #include <math.h>
@@ -66,7 +65,7 @@ static json_t *strings_json(char *const *v, int n)
  * staged copy matches) yet tells apart two scenes of the same grid and size: the SHA-256
  * of its size and of 16 slices of 64 KiB spread over it (all of it when smaller). */
 #define FP_SLICES 16
-#define FP_SLICE (64 * 1024)
+#define FP_SLICE ((size_t)64 * 1024)
 
 static int scene_fingerprint(const char *path, long long size, char hex[65])
 {
@@ -78,14 +77,14 @@ static int scene_fingerprint(const char *path, long long size, char hex[65])
     snprintf(head, sizeof head, "%lld\n", size);
     if (ok)
         sha256_update(h, head, strlen(head));
-    if (size <= (long long)FP_SLICES * FP_SLICE) {
+    if (size <= (long long)(FP_SLICES * FP_SLICE)) {
         size_t n;
         while (ok && (n = fread(buf, 1, FP_SLICE, f)) > 0)
             sha256_update(h, buf, n);
         ok = ok && !ferror(f);
     } else {
         for (int k = 0; ok && k < FP_SLICES; k++) {
-            long long off = (long long)k * (size - FP_SLICE) / (FP_SLICES - 1);
+            long long off = (long long)k * (size - (long long)FP_SLICE) / (FP_SLICES - 1);
             ok = fseeko(f, (off_t)off, SEEK_SET) == 0 && fread(buf, 1, FP_SLICE, f) == FP_SLICE;
             if (ok)
                 sha256_update(h, buf, FP_SLICE);

@@ -58,6 +58,7 @@ typedef struct {
     accum acc;
     out_raster rel_out, cls_out, sc_out;
     int rel_open, cls_open, sc_open;
+    outset staged; /* finished outputs, renamed together at the very end */
     float *weights, *stripe, *batch_x, *batch_r, *batch_s, *tile_vals, *rows, *cls_rows,
         *score_rows;
     uint8_t *stripe_valid;
@@ -73,6 +74,8 @@ typedef struct {
     uint8_t *batch_valid;
     float *tile_rp;
     long long *class_pixels, valid_pixels, invalid_pixels;
+    long long nonfinite_pixels; /* NaN or Inf in the data (not declared nodata) */
+    int rows_scanned;           /* rows counted for nonfinite_pixels so far */
     double t_read, t_explain, t_mosaic, t_write;
     char *warnings[RUN_MAX_WARNINGS];
     int n_warnings;

@@ -27,6 +27,7 @@
 #include "util/sha256.h"
 
 #define MAX_TILES_PER_AXIS 65536
+#define MAX_CLASSES 255
 
 void scene_job_init(scene_job *j)
 {
@@ -95,6 +96,18 @@ static int refuse_existing(const scene_job *j, glrp_error *err)
             return glrp_fail(err, GLRP_ERR_INPUT, "%s exists; use --overwrite to replace it",
                              outs[k]);
     return 0;
+}
+
+/* Every output folder writable before the work starts. */
+static int check_output_folders(const scene_job *j, glrp_error *err)
+{
+    const char *outs[] = {j->output, j->class_map, j->scores, j->report, j->bands_json,
+                          j->bands_csv, j->bands_svg, j->part};
+    int rc = 0;
+    for (int k = 0; k < 8 && !rc; k++)
+        if (outs[k])
+            rc = output_folder_check(outs[k], err);
+    return rc;
 }
 
 /* Class names from the ONNX metadata (the QGIS plugin's {"0": "name", ...} or a list). */
@@ -341,7 +354,7 @@ static int setup(run_state *st, glrp_error *err)
     if (!st->sc.has_geotransform)
         warn(st, "%s has no georeferencing; the outputs keep its pixel grid without a CRS",
              j->scene);
-    if (st->sc.striped)
+    if (st->sc.striped && st->sc.height > st->th) /* else one read takes it all */
         warn(st, "%s is striped, not tiled: windowed reads are slow (gdal_translate -co "
              "TILED=YES makes a tiled copy)", j->scene);
     if (st->sc.width < st->tw || st->sc.height < st->th)
@@ -376,6 +389,12 @@ int run_layout(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
     st->want_classes = j->class_map || j->scores || !st->need_rel || st->want_bands;
+    /* Class maps are Byte with 255 for nodata; run_batch keeps probabilities per class in
+     * a buffer of MAX_CLASSES. */
+    if (st->want_classes && st->n_classes > MAX_CLASSES)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: %d classes; class maps, scores and band "
+                         "importance take at most %d (explain without --class-map and "
+                         "--scores has no limit)", j->model, st->n_classes, MAX_CLASSES);
     st->n_rel = !st->need_rel ? 0 : j->target == TARGET_ALL ? st->n_classes : 1 + st->C;
     /* A part always carries the class probabilities: merge decides about class maps. */
     st->n_acc = st->n_rel + (st->want_classes || j->part_count ? st->n_classes : 0);
@@ -549,7 +568,7 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
     double t0 = now();
     int passes = st->need_rel ? (j->target == TARGET_ALL ? st->n_classes : 1) : 0;
     glrp_sample_stats stats[n];
-    float probs[256];
+    float probs[MAX_CLASSES] = {0};
     if (passes == 0 && glrp_forward(st->m, st->batch_x, n, st->batch_s, err))
         return err->code;
     /* Relevance bands are filled pass by pass; keep them per tile in tile_vals order. */
@@ -670,6 +689,18 @@ int run_flush_rows(run_state *st, int until, glrp_error *err)
     return rc;
 }
 
+/* NaN and Inf in the stripe just read, counting rows that overlapping stripes share once. */
+static void count_nonfinite(run_state *st, int y0, int h, size_t plane)
+{
+    const size_t W = (size_t)st->sc.width;
+    int first = st->rows_scanned > y0 ? st->rows_scanned - y0 : 0;
+    if (first >= h)
+        return;
+    st->nonfinite_pixels += scene_count_nonfinite(&st->sc, st->stripe, plane, (size_t)first * W,
+                                                  (size_t)(h - first) * W);
+    st->rows_scanned = y0 + h;
+}
+
 int run_tile_grid(run_state *st, glrp_error *err)
 {
     st->ys = glrp_alloc(MAX_TILES_PER_AXIS, sizeof *st->ys);
@@ -702,6 +733,7 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
         if ((rc = scene_read(&st->sc, 0, y0, W, h, st->stripe, st->stripe_valid, err)))
             break;
         const size_t plane = (size_t)h * W;
+        count_nonfinite(st, y0, h, plane);
         normalize_apply(&st->norm, &st->sc, st->stripe, st->stripe_valid, plane);
         accum_set_valid(&st->acc, st->stripe_valid, 0, y0, W, h);
         st->t_read += now() - t0;
@@ -877,9 +909,10 @@ static json_t *report_json(run_state *st, double t_total)
                                                  (json_int_t)st->skipped_empty,
                                                  "skipped_min_valid",
                                                  (json_int_t)st->skipped_min_valid));
-    json_object_set_new(root, "pixels", json_pack("{s:I, s:I}", "valid",
+    json_object_set_new(root, "pixels", json_pack("{s:I, s:I, s:I}", "valid",
                                                   (json_int_t)st->valid_pixels, "invalid",
-                                                  (json_int_t)st->invalid_pixels));
+                                                  (json_int_t)st->invalid_pixels, "nonfinite",
+                                                  (json_int_t)st->nonfinite_pixels));
     json_object_set_new(root, "time_seconds",
                         json_pack("{s:f, s:f, s:f, s:f, s:f}", "read", st->t_read, "explain",
                                   st->t_explain, "mosaic", st->t_mosaic, "write", st->t_write,
@@ -966,15 +999,15 @@ static int write_band_outputs(run_state *st, glrp_error *err)
         json_array_append_new(w, json_string(st->warnings[k]));
     json_object_set_new(doc, "warnings", w);
     if (j->bands_json)
-        rc = json_write_atomic(j->bands_json, doc, err);
+        rc = json_write_atomic(j->bands_json, doc, &st->staged, err);
     json_decref(doc);
     if (!rc && j->bands_csv)
-        rc = band_stats_write_csv(&st->bs, j->bands_csv, err);
+        rc = band_stats_write_csv(&st->bs, j->bands_csv, &st->staged, err);
     if (!rc && j->bands_svg) {
         const char *slash = strrchr(j->scene, '/');
         snprintf(buf, sizeof buf, "Band importance: %s (%s)", slash ? slash + 1 : j->scene,
                  j->rules.composite);
-        rc = band_stats_write_svg(&st->bs, j->bands_svg, buf, err);
+        rc = band_stats_write_svg(&st->bs, j->bands_svg, buf, &st->staged, err);
     }
     return rc;
 }
@@ -1016,6 +1049,9 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
         artifact_warnings(st);
     if (st->valid_pixels == 0)
         warn(st, "%s has no valid pixel: every output is nodata", j->scene);
+    if (st->nonfinite_pixels > 0)
+        warn(st, "%s: %lld pixels hold NaN or Inf in a selected band (not declared as nodata); "
+             "they are treated as nodata", j->scene, st->nonfinite_pixels);
     double t0 = now();
     double limit = st->rel_open ? out_abs_quantile(&st->rel_out, 0.99) : 0;
     struct {
@@ -1025,7 +1061,8 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
     } outs[3] = {{st->rel_open, &st->rel_out, "AVERAGE"},
                  {st->cls_open, &st->cls_out, "MODE"},
                  {st->sc_open, &st->sc_out, "AVERAGE"}};
-    /* All COGs finished under temporary names first, then renamed together. */
+    /* Every output is finished under a temporary name first and all are renamed together
+     * at the end: a failure on any of them (a full disk) leaves none behind. */
     for (int k = 0; k < 3; k++) {
         if (!outs[k].open)
             continue;
@@ -1037,25 +1074,27 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
     for (int k = 0; k < 3; k++) {
         if (!outs[k].open)
             continue;
-        rc = out_commit(outs[k].o, err);
+        rc = out_stage(outs[k].o, &st->staged, err);
         *(k == 0 ? &st->rel_open : k == 1 ? &st->cls_open : &st->sc_open) = 0;
         if (rc)
             return rc;
     }
-    if ((j->output && (rc = qml_write_relevance(j->output, limit, err))) ||
-        (j->class_map &&
-         (rc = qml_write_classes(j->class_map, st->n_classes, st->class_names, err))))
+    if ((j->output && (rc = qml_write_relevance(j->output, limit, &st->staged, err))) ||
+        (j->class_map && (rc = qml_write_classes(j->class_map, st->n_classes,
+                                                 st->class_names, &st->staged, err))))
         return rc;
     if (st->want_bands && (rc = write_band_outputs(st, err)))
         return rc;
     st->t_write += now() - t0;
     if (j->report) {
         json_t *root = report_json(st, now() - t_start);
-        rc = root ? json_write_atomic(j->report, root, err)
+        rc = root ? json_write_atomic(j->report, root, &st->staged, err)
                   : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         json_decref(root);
+        if (rc)
+            return rc;
     }
-    return rc;
+    return outset_commit(&st->staged, err);
 }
 
 void run_cleanup(run_state *st)
@@ -1064,6 +1103,7 @@ void run_cleanup(run_state *st)
     if (st->rel_open) out_abort(&st->rel_out);
     if (st->cls_open) out_abort(&st->cls_out);
     if (st->sc_open) out_abort(&st->sc_out);
+    outset_discard(&st->staged);
     accum_free(&st->acc);
     for (int k = 0; st->class_names && k < st->n_classes; k++)
         free(st->class_names[k]);
@@ -1118,6 +1158,8 @@ int scene_job_run(scene_job *j, glrp_error *err)
         rc = run_layout(&st, err);
     if (!rc)
         rc = run_tile_grid(&st, err);
+    if (!rc)
+        rc = check_output_folders(j, err);
     if (!rc && !j->part_count)
         rc = run_open_outputs(&st, err);
     if (!rc)

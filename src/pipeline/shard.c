@@ -59,8 +59,8 @@ int shard_from_env(shard_spec *out, glrp_error *err)
     out->set = 0;
     if ((r = env_long("SLURM_ARRAY_TASK_ID", &id, err)) != 0)
         return r < 0 ? GLRP_ERR_INPUT : 0;
-    if ((r = env_long("SLURM_ARRAY_TASK_MIN", &min, err)) < 0 ||
-        (r = env_long("SLURM_ARRAY_TASK_STEP", &step, err)) < 0)
+    if (env_long("SLURM_ARRAY_TASK_MIN", &min, err) < 0 ||
+        env_long("SLURM_ARRAY_TASK_STEP", &step, err) < 0)
         return GLRP_ERR_INPUT;
     if (step < 1)
         return glrp_fail(err, GLRP_ERR_INPUT, "SLURM_ARRAY_TASK_STEP=%ld must be at least 1",

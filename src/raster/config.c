@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/error.h"
 
@@ -51,9 +52,10 @@ static int read_numbers(const char *path, const char *key, json_t *v, double *ou
         *n = 1;
         return 0;
     }
-    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > (size_t)max)
+    const size_t len = json_is_array(v) ? json_array_size(v) : 0;
+    if (len == 0 || len > (size_t)max)
         return bad_key(path, key, "expected a number or a list of numbers", err);
-    *n = (int)json_array_size(v);
+    *n = (int)len;
     for (int k = 0; k < *n; k++) {
         json_t *e = json_array_get(v, (size_t)k);
         if (!json_is_number(e))
@@ -103,11 +105,12 @@ static int read_pair_lists(const char *path, json_t *obj, const char *k1, const 
     int na = 0, nb = 0;
     if (!va || !vb)
         return bad_key(path, va ? k2 : k1, "missing (it goes with its pair)", err);
-    if (read_numbers(path, k1, va, a, SCENE_MAX_BANDS, &na, err) ||
-        read_numbers(path, k2, vb, b, SCENE_MAX_BANDS, &nb, err))
-        return err->code;
-    if (set_band_count(n, na, path, k1, err) || set_band_count(n, nb, path, k2, err))
-        return err->code;
+    int rc;
+    if ((rc = read_numbers(path, k1, va, a, SCENE_MAX_BANDS, &na, err)) ||
+        (rc = read_numbers(path, k2, vb, b, SCENE_MAX_BANDS, &nb, err)) ||
+        (rc = set_band_count(n, na, path, k1, err)) ||
+        (rc = set_band_count(n, nb, path, k2, err)))
+        return rc;
     if (na == 1)
         broadcast(a, 1);
     if (nb == 1)
@@ -135,8 +138,8 @@ static int read_normalization(const char *path, json_t *obj, normalization *n, g
         n->mode = NORM_STANDARDIZE;
         if (read_pair_lists(path, obj, "mean", "std", n->a, n->b, n, err))
             return err->code;
-        for (int k = 0; k < SCENE_MAX_BANDS; k++)
-            if (n->b[k] == 0 && k < (n->n ? n->n : 1))
+        for (int k = 0; k < (n->n ? n->n : 1); k++)
+            if (n->b[k] == 0)
                 return bad_key(path, "std", "a standard deviation is 0", err);
     } else if (!strcmp(m, "minmax")) {
         n->mode = NORM_MINMAX;
@@ -159,7 +162,13 @@ static int read_normalization(const char *path, json_t *obj, normalization *n, g
 int config_load(const char *path, scene_config *c, glrp_error *err)
 {
     json_error_t je;
+    struct stat sb;
+    /* A folder opens and reads as an empty file: say what it is. */
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: is a folder, not a config file", path);
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root && je.line < 1) /* not a syntax error: the file could not be read */
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: %s", path, je.text);
     if (!root)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s:%d:%d: %s", path, je.line, je.column,
                          je.text);

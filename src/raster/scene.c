@@ -69,7 +69,10 @@ int scene_open(const char *path, const char *band_spec, scene *s, glrp_error *er
     if (!s->path)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     CPLErrorReset();
-    s->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    /* VERBOSE_ERROR: GDAL then says why ("No such file or directory", "not recognized as a
+     * supported file format") instead of failing silently. */
+    s->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL,
+                       NULL, NULL);
     if (!s->ds) {
         const char *why = CPLGetLastErrorMsg();
         glrp_fail(err, GLRP_ERR_INPUT, "%s: cannot open as a raster%s%s", path,
@@ -103,6 +106,9 @@ int scene_open(const char *path, const char *band_spec, scene *s, glrp_error *er
         s->offset[k] = GDALGetRasterOffset(b, &ok);
         if (!ok)
             s->offset[k] = 0.0;
+        int has_nodata = 0;
+        double nodata = GDALGetRasterNoDataValue(b, &has_nodata);
+        s->nan_nodata[k] = has_nodata && isnan(nodata);
         int flags = GDALGetMaskFlags(b);
         if (!(flags & GMF_ALL_VALID))
             s->has_mask = 1;
@@ -166,4 +172,19 @@ int scene_read(scene *s, int x0, int y0, int w, int h, float *out, uint8_t *vali
     }
     free(m);
     return 0;
+}
+
+long long scene_count_nonfinite(const scene *s, const float *data, size_t plane, size_t first,
+                                size_t count)
+{
+    long long n = 0;
+    for (size_t p = first; p < first + count; p++)
+        for (int k = 0; k < s->n_bands; k++) {
+            float v = data[(size_t)k * plane + p];
+            if (isinf(v) || (isnan(v) && !s->nan_nodata[k])) {
+                n++;
+                break;
+            }
+        }
+    return n;
 }

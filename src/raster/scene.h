@@ -24,6 +24,7 @@ typedef struct {
     int band_index[SCENE_MAX_BANDS]; /* 1-based GDAL band numbers */
     char *band_name[SCENE_MAX_BANDS]; /* description, or "band<N>" */
     double scale[SCENE_MAX_BANDS], offset[SCENE_MAX_BANDS];
+    uint8_t nan_nodata[SCENE_MAX_BANDS]; /* the band declares NaN as its nodata value */
     int mask_per_dataset;         /* one mask serves every band */
     int has_mask;                 /* some band has a real mask (nodata, alpha, .msk) */
     double geotransform[6];
@@ -41,5 +42,11 @@ void scene_close(scene *s);
  * selected band is valid and finite. */
 int scene_read(scene *s, int x0, int y0, int w, int h, float *out, uint8_t *valid,
                glrp_error *err);
+
+/* Of the pixels [first, first + count) of a window scene_read returned (band planes plane
+ * values apart), how many hold NaN or +-Inf in some band where that is not the band's
+ * nodata value: broken data rather than declared nodata (scene_read marks both invalid). */
+long long scene_count_nonfinite(const scene *s, const float *data, size_t plane, size_t first,
+                                size_t count);
 
 #endif

@@ -144,6 +144,7 @@ int synth_write(const synth_variant *v, const synth_params *p, int count, int n_
     const size_t plane = (size_t)n * n, in = (size_t)v->bands * plane;
     int64_t sx[4] = {count, v->bands, n, n}, sm[3] = {count, n, n}, sl[1] = {count};
     npy_writer wx, wm, wl;
+    outset staged = {0}; /* the arrays and meta.json appear together or not at all */
     memset(&wx, 0, sizeof wx), memset(&wm, 0, sizeof wm), memset(&wl, 0, sizeof wl);
     float *x = malloc(in * sizeof *x), *mask = malloc(plane * sizeof *mask);
     int rc = !x || !mask ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : 0;
@@ -166,7 +167,8 @@ int synth_write(const synth_variant *v, const synth_params *p, int count, int n_
         }
     }
     if (!rc)
-        rc = npy_commit(&wx, err) || npy_commit(&wm, err) || npy_commit(&wl, err) ? err->code : 0;
+        rc = npy_commit(&wx, &staged, err) || npy_commit(&wm, &staged, err) ||
+                     npy_commit(&wl, &staged, err) ? err->code : 0;
     if (!rc) {
         json_t *meta = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:f, s:f, s:b, s:b, s:i, "
                                  "s:I, s:s}",
@@ -177,10 +179,13 @@ int synth_write(const synth_variant *v, const synth_params *p, int count, int n_
                                  "at_border", v->at_border, "signal_bands", v->signal_bands,
                                  "class_1", (json_int_t)ones, "generator",
                                  "geolrp synth " GEOLRP_VERSION);
-        rc = meta ? json_write_atomic(pj, meta, err)
+        rc = meta ? json_write_atomic(pj, meta, &staged, err)
                   : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         json_decref(meta);
     }
+    if (!rc)
+        rc = outset_commit(&staged, err);
+    outset_discard(&staged);
     npy_abort(&wx), npy_abort(&wm), npy_abort(&wl);
     free(x), free(mask);
     return rc;

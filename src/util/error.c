@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int glrp_fail(glrp_error *err, int code, const char *fmt, ...)
+int glrp_fail_msg(glrp_error *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;

@@ -10,8 +10,21 @@
 #define GLRP_PRINTF(a, b)
 #endif
 
-/* Sets err (when not NULL) and returns code, so callers can `return glrp_fail(...)`. */
-int glrp_fail(glrp_error *err, int code, const char *fmt, ...) GLRP_PRINTF(3, 4);
+/* Sets err (when not NULL) and returns code, so callers can `return glrp_fail(...)`.
+ * err->code and the returned code are set visibly at each call: static analysers
+ * (clang-tidy) do not look into variadic functions, and without this they follow error
+ * paths as if they returned 0. err and code are evaluated twice: pass plain values. */
+int glrp_fail_msg(glrp_error *err, int code, const char *fmt, ...) GLRP_PRINTF(3, 4);
+static inline int glrp_fail_code(glrp_error *err, int set, int code)
+{
+    (void)set;
+    if (err)
+        err->code = code;
+    return code;
+}
+#define glrp_fail(err, code, ...) \
+    glrp_fail_code((err), glrp_fail_msg((err), (code), __VA_ARGS__), (code))
+
 /* Prefixes an existing message with more context ("file.onnx: " + msg). */
 void glrp_error_prefix(glrp_error *err, const char *fmt, ...) GLRP_PRINTF(2, 3);
 

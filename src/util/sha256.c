@@ -31,7 +31,7 @@ int sha256_file(const char *path, char hex[65], glrp_error *err)
     if (bad)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: read error", path);
     for (unsigned k = 0; k < len && k < 32; k++)
-        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+        snprintf(hex + 2 * (size_t)k, 3, "%02x", md[k]);
     return 0;
 }
 
@@ -42,7 +42,7 @@ int sha256_buffer(const void *data, size_t len, char hex[65], glrp_error *err)
     if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "SHA-256 unavailable");
     for (unsigned k = 0; k < 32; k++)
-        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+        snprintf(hex + 2 * (size_t)k, 3, "%02x", md[k]);
     return 0;
 }
 
@@ -77,7 +77,7 @@ void sha256_end(sha256_stream *s, char hex[65])
     EVP_DigestFinal_ex(s->ctx, md, &len);
     hex[0] = '\0';
     for (unsigned k = 0; k < len && k < 32; k++)
-        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+        snprintf(hex + 2 * (size_t)k, 3, "%02x", md[k]);
     sha256_discard(s);
 }
 

@@ -58,7 +58,7 @@ static void test_round_trip(void)
     CHECK(npy_write(&w, data, 10, &err) == 0);
     CHECK(npy_write(&w, data + 10, 14, &err) == 0);
     CHECK(access(p, F_OK) != 0); /* not visible before commit */
-    CHECK(npy_commit(&w, &err) == 0);
+    CHECK(npy_commit(&w, NULL, &err) == 0);
     npy_reader r;
     CHECK(npy_open(p, &r, &err) == 0);
     CHECK(r.rank == 3 && r.shape[0] == 2 && r.shape[1] == 3 && r.shape[2] == 4);
@@ -81,7 +81,7 @@ static void test_header_alignment(void)
     glrp_error err = {0};
     CHECK(npy_create(p, 1, shape, &w, &err) == 0);
     npy_write(&w, data, 3, &err);
-    CHECK(npy_commit(&w, &err) == 0);
+    CHECK(npy_commit(&w, NULL, &err) == 0);
     FILE *f = fopen(p, "rb");
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
@@ -176,7 +176,7 @@ static void test_abort_leaves_nothing(void)
     float v = 1;
     CHECK(npy_create(p, 1, shape, &w, &err) == 0);
     npy_write(&w, &v, 1, &err);
-    CHECK(npy_commit(&w, &err) == GLRP_ERR_RUNTIME);
+    CHECK(npy_commit(&w, NULL, &err) == GLRP_ERR_RUNTIME);
     CHECK(access(p, F_OK) != 0);
     /* A folder that does not exist: an error naming the path. */
     CHECK(npy_create("/nonexistent-dir/x.npy", 1, shape, &w, &err) == GLRP_ERR_RUNTIME &&

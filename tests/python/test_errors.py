@@ -10,6 +10,7 @@ Run: /usr/bin/python3 tests/python/test_errors.py --geolrp build/geolrp
 import os
 import re
 import struct
+import subprocess
 
 import numpy as np
 import onnx
@@ -123,6 +124,114 @@ class TestBrokenModels(ErrBase):
         self.assertTrue(os.path.exists(os.path.join(d, 'ext.onnx.data')))
         res, _ = self.run_rel(model=p)
         self.assertFails2(res, None, r'(?i)external')
+
+
+def _hostile_model(kind):
+    """Models whose shapes are absurd, dynamic or inconsistent: (model, node or tensor the
+    message must name)."""
+    rng = np.random.default_rng(5)
+    vi = helper.make_tensor_value_info
+    W = numpy_helper.from_array(rng.standard_normal((2, 1, 3, 3)).astype(np.float32), 'W')
+    W2 = numpy_helper.from_array(rng.standard_normal((4, 8)).astype(np.float32), 'W2')
+    out = [vi('y', TensorProto.FLOAT, None)]
+
+    def image(h, w, c=1):
+        return [vi('input', TensorProto.FLOAT, ['N', c, h, w])]
+
+    def empty_tensor(name, dims):   # dims promise data the file does not hold
+        t = TensorProto()
+        t.name, t.data_type = name, TensorProto.FLOAT
+        t.dims.extend(dims)
+        return t
+
+    if kind == 'input 2^40 elements':
+        g = ([helper.make_node('Conv', ['input', 'W'], ['y'], name='c0')], image(1 << 20, 1 << 20),
+             [W], 'input')
+    elif kind == 'initializer 2^40 elements':
+        g = ([helper.make_node('Gemm', ['input', 'Wbig'], ['y'], name='big_gemm', transB=1)],
+             [vi('input', TensorProto.FLOAT, ['N', 1 << 20])],
+             [empty_tensor('Wbig', [1 << 20, 1 << 20])], 'Wbig')
+    elif kind == 'initializer dims overflow int64':
+        g = ([helper.make_node('Gemm', ['input', 'Wov'], ['y'], name='ov_gemm', transB=1)],
+             [vi('input', TensorProto.FLOAT, ['N', 8])],
+             [empty_tensor('Wov', [1 << 40, 1 << 40, 1 << 40])], 'Wov')
+    elif kind == 'reshape to 2^40':
+        shp = numpy_helper.from_array(np.array([1, 1 << 40], np.int64), 'shp')
+        g = ([helper.make_node('Gemm', ['input', 'W2'], ['h'], name='fc', transB=1),
+              helper.make_node('Reshape', ['h', 'shp'], ['y'], name='blow_up')],
+             [vi('input', TensorProto.FLOAT, ['N', 8])], [W2, shp], 'blow_up')
+    elif kind == 'conv output 2^36 elements':
+        Wc = numpy_helper.from_array(rng.standard_normal((4096, 1, 3, 3)).astype(np.float32),
+                                     'Wc')
+        g = ([helper.make_node('Conv', ['input', 'Wc'], ['y'], name='wide_conv',
+                               pads=[1, 1, 1, 1])], image(4096, 4096), [Wc], 'wide_conv')
+    elif kind == 'activations over 8 GiB':
+        Wc = numpy_helper.from_array(rng.standard_normal((64, 1, 3, 3)).astype(np.float32),
+                                     'Wc')
+        g = ([helper.make_node('Conv', ['input', 'Wc'], ['y'], name='mid_conv',
+                               pads=[1, 1, 1, 1])], image(4096, 4096), [Wc], 'mid_conv')
+    elif kind == 'pads 2^30':
+        g = ([helper.make_node('Conv', ['input', 'W'], ['y'], name='pad_conv',
+                               pads=[1 << 30] * 4)], image(8, 8), [W], 'pad_conv')
+    elif kind == 'kernel larger than input':
+        g = ([helper.make_node('Conv', ['input', 'W'], ['h'], name='c0', pads=[1, 1, 1, 1]),
+              helper.make_node('MaxPool', ['h'], ['y'], name='pool_big',
+                               kernel_shape=[1 << 30, 1 << 30])], image(8, 8), [W], 'pool_big')
+    elif kind == 'dynamic height and width':
+        g = ([helper.make_node('Conv', ['input', 'W'], ['y'], name='c0')], image('H', 'W'), [W],
+             'input')
+    elif kind == 'negative dimension':
+        g = ([helper.make_node('Conv', ['input', 'W'], ['y'], name='c0')], image(-5, 8), [W],
+             'input')
+    else:
+        raise ValueError(kind)
+    nodes, inputs, inits, named = g
+    m = helper.make_model(helper.make_graph(nodes, 'hostile', inputs, out, inits),
+                          opset_imports=[helper.make_opsetid('', 13)])
+    m.ir_version = 7
+    return m, named
+
+
+HOSTILE = ('input 2^40 elements', 'initializer 2^40 elements', 'initializer dims overflow int64',
+           'reshape to 2^40', 'conv output 2^36 elements', 'activations over 8 GiB', 'pads 2^30',
+           'kernel larger than input', 'dynamic height and width', 'negative dimension')
+MAX_RSS_KB = 512 * 1024   # far below what any of these shapes would take
+
+
+# Spawns geolrp and reports its exit code and peak memory. A separate small process: a
+# child of this interpreter (torch loaded) would count its parent's pages until exec.
+_MEASURE = """import os, sys
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def run_measured(args):
+    """(exit code, stderr, peak resident memory in KiB) of geolrp."""
+    p = subprocess.run(['/usr/bin/python3', '-c', _MEASURE, T.GEOLRP] + [str(a) for a in args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    code, rss = (int(v) for v in p.stdout.decode().split()[-2:])
+    return code, p.stderr.decode('utf-8', 'replace'), rss
+
+
+class TestHostileShapes(ErrBase):
+    """Absurd (2^40 elements), dynamic and inconsistent shapes: exit 2 naming the node, input
+    or initializer at fault, without a crash and without taking the memory they declare."""
+
+    def test_hostile_shapes(self):
+        x = self.save_x(np.zeros((1, 1, 8, 8), np.float32))
+        for kind in HOSTILE:
+            m, named = _hostile_model(kind)
+            p = self.path('hostile.onnx')
+            onnx.save(m, p)
+            for args in (['info', p], ['relevance', '-m', p, '-i', x, '-o', self.path('R.npy')]):
+                with self.subTest(shape=kind, command=args[0]):
+                    code, err, rss = run_measured(args)
+                    res = T.Result(type('P', (), {'returncode': code, 'stdout': b'',
+                                                  'stderr': err.encode()})(), args)
+                    self.assertFails2(res, None, re.escape("'%s'" % named))
+                    self.assertLess(rss, MAX_RSS_KB, 'peak memory %d KiB' % rss)
 
 
 class TestInputShape(ErrBase):

@@ -100,6 +100,36 @@ ENV
 export SLURM_CONF="$DIR/etc/slurm.conf"
 
 # ---- daemons ---------------------------------------------------------------------------
+# slurmd 22.05 initialises its cgroup plugin even with proctrack/linuxproc and task/none,
+# and fails without cgroup file systems. A chroot or a minimal container may have none
+# mounted: mount what this kernel's processes use (/proc/self/cgroup: only "0::" is
+# cgroup v2; other lines are v1 hierarchies, mounted under a tmpfs as systemd does), only
+# when nothing is mounted there, and unmount it all on stop (stop-local-slurm.sh).
+CG=/sys/fs/cgroup
+mount_cgroups() {
+    if ! grep -qv '^0::' /proc/self/cgroup; then
+        mount -t cgroup2 none "$CG"
+        return
+    fi
+    mount -t tmpfs -o mode=755 cgroup "$CG" || return 1
+    while IFS=: read -r _ ctrl _; do
+        [ -n "$ctrl" ] || continue
+        dir=$CG/${ctrl#name=}
+        opts=$ctrl
+        case $ctrl in name=*) opts=none,$ctrl ;; esac
+        mkdir -p "$dir" && mount -t cgroup -o "$opts" cgroup "$dir" || return 1
+    done < /proc/self/cgroup
+}
+case "$(stat -fc %T "$CG" 2>/dev/null)" in
+cgroup2fs | tmpfs) ;;
+*)
+    mkdir -p "$CG" 2>/dev/null
+    echo "$CG" > "$DIR/mounted-cgroup"
+    mount_cgroups ||
+        die "slurmd needs cgroup file systems and none is mounted on $CG (mounting them failed)"
+    echo "start-local-slurm: mounted the cgroup file systems on $CG (none was mounted)" >&2
+    ;;
+esac
 slurmctld -f "$SLURM_CONF" || die "slurmctld did not start"
 slurmd -f "$SLURM_CONF" -N "$HOST" || die "slurmd did not start"
 i=0

@@ -35,4 +35,8 @@ rc=0
 stop_pid slurmd "$DIR/slurmd.pid" || rc=1
 stop_pid slurmctld "$DIR/slurmctld.pid" || rc=1
 stop_pid munged "$DIR/munge/munged.pid" || rc=1
+# The cgroup file systems start-local-slurm.sh mounted because none was there.
+if [ -f "$DIR/mounted-cgroup" ]; then
+    umount -R "$(cat "$DIR/mounted-cgroup")" || rc=1
+fi
 exit $rc

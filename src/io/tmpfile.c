@@ -132,16 +132,33 @@ void tmpfile_discard(FILE *f, const char *tmp_path)
     cleanup_release(tmp_path);
 }
 
+/* Room for one more member; 0 or -1 (out of memory). */
+static int outset_grow(outset *set)
+{
+    if (set->n < set->cap)
+        return 0;
+    int cap = set->cap ? 2 * set->cap : 8;
+    char **t = realloc(set->tmp, (size_t)cap * sizeof *t);
+    if (!t)
+        return -1;
+    set->tmp = t;
+    char **p = realloc(set->path, (size_t)cap * sizeof *p);
+    if (!p)
+        return -1;
+    set->path = p;
+    set->cap = cap;
+    return 0;
+}
+
 int outset_add(outset *set, const char *tmp_path, const char *path, glrp_error *err)
 {
-    char *t = set->n < OUTSET_MAX ? glrp_strdup(tmp_path) : NULL;
+    char *t = outset_grow(set) == 0 ? glrp_strdup(tmp_path) : NULL;
     char *p = t ? glrp_strdup(path) : NULL;
     if (!p) {
         free(t);
         unlink(tmp_path);
         cleanup_release(tmp_path);
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: %s", path,
-                         set->n < OUTSET_MAX ? "out of memory" : "too many outputs");
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: out of memory", path);
     }
     set->tmp[set->n] = t;
     set->path[set->n++] = p;
@@ -152,7 +169,8 @@ static void outset_free(outset *set)
 {
     for (int k = 0; k < set->n; k++)
         free(set->tmp[k]), free(set->path[k]);
-    set->n = 0;
+    free(set->tmp), free(set->path);
+    memset(set, 0, sizeof *set);
 }
 
 int outset_commit(outset *set, glrp_error *err)

@@ -14,12 +14,10 @@
 
 #include "geolrp/geolrp.h"
 
-#define OUTSET_MAX 32
-
 /* Finished temporaries waiting to be renamed into place. Zero-initialise. */
 typedef struct {
-    int n;
-    char *tmp[OUTSET_MAX], *path[OUTSET_MAX];
+    int n, cap;
+    char **tmp, **path;
 } outset;
 
 /* Opens "<dir>/.<name>.tmp-XXXXXX" for writing. */

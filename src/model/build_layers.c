@@ -95,6 +95,8 @@ static glrp_layer *same_shape_layer(importer *im, op_kind kind, const value *x, 
 static int alias(importer *im, const value *x, int is_softmax, glrp_error *err)
 {
     int tensor = x->tensor;
+    if (im->node->n_output < 1) /* a hostile file: found by fuzz_onnx */
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "node has no output");
     value *v = imp_define(im, im->node->output[0], err);
     if (!v)
         return err->code;

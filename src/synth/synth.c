@@ -1,16 +1,20 @@
 #include "synth/synth.h"
 
 #include <errno.h>
+#include <cpl_error.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/json_file.h"
 #include "io/npy.h"
 #include "io/tmpfile.h"
+#include "util/cleanup.h"
 #include "util/error.h"
 
 const synth_variant synth_variants[] = {
@@ -117,16 +121,28 @@ int synth_sample(const synth_variant *v, const synth_params *p, uint64_t index, 
     return label;
 }
 
-static int write_tiff(const char *path, const float *x, int bands, int n, glrp_error *err)
+/* A preview GeoTIFF, written under a temporary name and staged with the arrays. */
+static int write_tiff(const char *path, const float *x, int bands, int n, outset *set,
+                      glrp_error *err)
 {
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    cleanup_register(tmp);
+    CPLErrorReset();
     GDALDriverH drv = GDALGetDriverByName("GTiff");
-    GDALDatasetH ds = drv ? GDALCreate(drv, path, n, n, bands, GDT_Float32, NULL) : NULL;
-    if (!ds)
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create", path);
-    CPLErr e = GDALDatasetRasterIO(ds, GF_Write, 0, 0, n, n, (void *)x, n, n, GDT_Float32,
-                                   bands, NULL, 0, 0, 0);
-    GDALClose(ds);
-    return e == CE_None ? 0 : glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write", path);
+    GDALDatasetH ds = drv ? GDALCreate(drv, tmp, n, n, bands, GDT_Float32, NULL) : NULL;
+    CPLErr e = ds ? GDALDatasetRasterIO(ds, GF_Write, 0, 0, n, n, (void *)x, n, n,
+                                        GDT_Float32, bands, NULL, 0, 0, 0)
+                  : CE_Failure;
+    if (ds)
+        GDALClose(ds); /* void before GDAL 3.7: a failure shows in the error state */
+    if (e != CE_None || CPLGetLastErrorType() >= CE_Failure) {
+        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot write: %s", path, CPLGetLastErrorMsg());
+        VSIUnlink(tmp);
+        cleanup_release(tmp);
+        return GLRP_ERR_RUNTIME;
+    }
+    return outset_add(set, tmp, path, err);
 }
 
 int synth_write(const synth_variant *v, const synth_params *p, int count, int n_tiff,
@@ -144,7 +160,7 @@ int synth_write(const synth_variant *v, const synth_params *p, int count, int n_
     const size_t plane = (size_t)n * n, in = (size_t)v->bands * plane;
     int64_t sx[4] = {count, v->bands, n, n}, sm[3] = {count, n, n}, sl[1] = {count};
     npy_writer wx, wm, wl;
-    outset staged = {0}; /* the arrays and meta.json appear together or not at all */
+    outset staged = {0}; /* arrays, previews and meta.json appear together or not at all */
     memset(&wx, 0, sizeof wx), memset(&wm, 0, sizeof wm), memset(&wl, 0, sizeof wl);
     float *x = malloc(in * sizeof *x), *mask = malloc(plane * sizeof *mask);
     int rc = !x || !mask ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : 0;
@@ -163,7 +179,7 @@ int synth_write(const synth_variant *v, const synth_params *p, int count, int n_
         if (!rc && k < n_tiff) {
             char pt[1100];
             snprintf(pt, sizeof pt, "%s/sample_%03d.tif", dir, k);
-            rc = write_tiff(pt, x, v->bands, n, err);
+            rc = write_tiff(pt, x, v->bands, n, &staged, err);
         }
     }
     if (!rc)

@@ -102,9 +102,36 @@ def as_nobody(args):
     return ['setpriv', '--reuid=%d' % NOBODY, '--regid=%d' % NOBODY, '--clear-groups'] + args
 
 
+_NOBODY_DIR = None
+
+
+def nobody_copy(path):
+    """A world-readable copy of path: the repository (binary, shipped model) may lie in a
+    folder nobody cannot enter, such as /root."""
+    global _NOBODY_DIR
+    if _NOBODY_DIR is None:
+        _NOBODY_DIR = tempfile.mkdtemp(prefix='geolrp_nobody_')
+        os.chmod(_NOBODY_DIR, 0o755)
+    dst = os.path.join(_NOBODY_DIR, os.path.basename(path))
+    if not os.path.exists(dst):
+        shutil.copy2(path, dst)
+        os.chmod(dst, 0o755)
+    return dst
+
+
+def tearDownModule():
+    if _NOBODY_DIR:
+        shutil.rmtree(_NOBODY_DIR, ignore_errors=True)
+
+
 def run_as_nobody(args):
     args = [str(a) for a in args]
-    proc = subprocess.run(as_nobody([L.binary()] + args), stdout=subprocess.PIPE,
+    if os.geteuid() == 0:
+        args = [nobody_copy(a) if a == MODEL else a for a in args]
+        binary = nobody_copy(L.binary())
+    else:
+        binary = L.binary()
+    proc = subprocess.run(as_nobody([binary] + args), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=300)
     return L.Result(proc, args)
 

@@ -45,7 +45,8 @@ static void help(FILE *f)
             "                      one (1 at the target), prob (its softmax probability);\n"
             "                      a single-output model starts from its output value\n"
             "  --batch N           samples per batch (default 32)\n"
-            "  --threads N         BLAS threads (default 1; results do not depend on it)\n"
+            "  --threads N         threads, each explaining its own samples (default 1;\n"
+            "                      results do not depend on it)\n"
             "  --overwrite         replace existing outputs (default: refuse)\n"
             "  -q, --quiet         no progress or summary on stderr\n"
             "  -h, --help          this help\n");

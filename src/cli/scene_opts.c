@@ -100,7 +100,8 @@ void scene_opts_help_tiling(FILE *f)
             "  --min-valid F       skip tiles with less than this fraction of valid pixels\n"
             "                      (default 0: skip only tiles without any)\n"
             "  --batch N           tiles per batch (default 16)\n"
-            "  --threads N         BLAS threads (default 1; outputs do not depend on it)\n");
+            "  --threads N         threads explaining tiles and compressing the COGs (default\n"
+            "                      1; outputs do not depend on it)\n");
     scene_opts_help_co(f);
 }
 

@@ -128,6 +128,10 @@ void unstack_channels(const glrp_layer *L, int output, int k, const float *src,
                       float *const *parts, int n);
 /* k per-output-channel vectors (biases) in the stacked channel order. */
 void stack_bias(const glrp_layer *L, int k, const float *const *parts, float *dst);
+/* R_in = x+ g+ + x- g- with [g+; g-] = A^T s over the stacked layer S with k_in input
+ * copies (1 when x- is zero). */
+int stacked_relevance_in(const rule_ctx *c, const glrp_layer *S, const float *A, const float *s,
+                         int k_in, const float *xp, const float *xn);
 /* u = Wa x+ + Wb x- + bias_u and v = Wb x+ + Wa x- + bias_v in one stacked pass; scale
  * makes them s_u, s_v in place (count values each); R_in = x+ (Wa^T s_u + Wb^T s_v) +
  * x- (Wb^T s_u + Wa^T s_v). Alpha-beta and gamma are this with their own weights. */

@@ -307,13 +307,11 @@ static int run_scene(batch_state *s, size_t idx, json_t *e, size_t pos, size_t t
         char *present[BATCH_MAX_FILES];
         int n = 0;
         for (int k = 0; k < f.n && !rc; k++) {
-            size_t len = strlen(b->outdir) + strlen(f.names[k]) + 2;
-            char *p = malloc(len);
+            char *p = glrp_concat(b->outdir, "/", f.names[k]);
             if (!p) {
                 rc = glrp_fail(&err, GLRP_ERR_RUNTIME, "out of memory");
                 break;
             }
-            snprintf(p, len, "%s/%s", b->outdir, f.names[k]);
             size_t nl = strlen(f.names[k]);
             if (access(p, F_OK) == 0)
                 present[n++] = f.names[k];
@@ -381,18 +379,16 @@ int batch_run(const batch_config *b, const input_list *l, long *failed, glrp_err
     double t0 = now();
     manifest_name(b->shard.index, b->shard.set ? b->shard.count : 0, s.manifest_name,
                   sizeof s.manifest_name);
-    size_t plen = strlen(b->outdir) + strlen(s.manifest_name) + 2;
     /* This shard's scenes: I, I+N, I+2N, ... of the whole sorted list. */
     size_t step = b->shard.set ? (size_t)b->shard.count : 1, first = b->shard.set ?
                                                               (size_t)b->shard.index : 0;
     size_t n = l->n > first ? (l->n - first + step - 1) / step : 0;
     size_t *mine = glrp_alloc(n ? n : 1, sizeof *mine);
     char **names = glrp_alloc(n ? n : 1, sizeof *names);
-    s.manifest_path = malloc(plen);
+    s.manifest_path = glrp_concat(b->outdir, "/", s.manifest_name);
     int rc = !mine || !names || !s.manifest_path
                  ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : 0;
     if (!rc) {
-        snprintf(s.manifest_path, plen, "%s/%s", b->outdir, s.manifest_name);
         /* s.manifest_path is freed by state_free on every path (an analyzer false positive). */
         for (size_t k = 0; k < n; k++) /* NOLINT(clang-analyzer-unix.Malloc) */
             mine[k] = first + k * step, names[k] = l->v[mine[k]].name;

@@ -15,15 +15,6 @@ static const char *const SUFFIXES[] = {".relevance.tif", ".relevance.qml",
                                        ".bands.json", ".bands.csv"};
 #define N_SUFFIXES (sizeof SUFFIXES / sizeof *SUFFIXES)
 
-static char *cat3(const char *a, const char *b, const char *c)
-{
-    size_t len = strlen(a) + strlen(b) + strlen(c) + 1;
-    char *s = malloc(len);
-    if (s)
-        snprintf(s, len, "%s%s%s", a, b, c);
-    return s;
-}
-
 int batch_files_make(const char *outdir, const char *name, int scores, int bands,
                      batch_files *f, glrp_error *err)
 {
@@ -38,17 +29,17 @@ int batch_files_make(const char *outdir, const char *name, int scores, int bands
     if (bands)
         want[n++] = ".bands.json", want[n++] = ".bands.csv";
     for (int k = 0; k < n; k++)
-        if (!(f->names[f->n++] = cat3(name, want[k], "")))
+        if (!(f->names[f->n++] = glrp_concat(name, want[k], "")))
             goto oom;
-    char *dir = cat3(outdir, "/", name);
+    char *dir = glrp_concat(outdir, "/", name);
     if (!dir)
         goto oom;
-    f->relevance = cat3(dir, ".relevance.tif", "");
-    f->classes = cat3(dir, ".classes.tif", "");
-    f->report = cat3(dir, ".run.json", "");
-    f->scores = scores ? cat3(dir, ".scores.tif", "") : NULL;
-    f->bands_json = bands ? cat3(dir, ".bands.json", "") : NULL;
-    f->bands_csv = bands ? cat3(dir, ".bands.csv", "") : NULL;
+    f->relevance = glrp_concat(dir, ".relevance.tif", "");
+    f->classes = glrp_concat(dir, ".classes.tif", "");
+    f->report = glrp_concat(dir, ".run.json", "");
+    f->scores = scores ? glrp_concat(dir, ".scores.tif", "") : NULL;
+    f->bands_json = bands ? glrp_concat(dir, ".bands.json", "") : NULL;
+    f->bands_csv = bands ? glrp_concat(dir, ".bands.csv", "") : NULL;
     free(dir);
     if (!f->relevance || !f->classes || !f->report || (scores && !f->scores) ||
         (bands && (!f->bands_json || !f->bands_csv)))
@@ -71,7 +62,7 @@ void batch_files_free(batch_files *f)
 void batch_files_remove(const char *outdir, const batch_files *f)
 {
     for (int k = 0; k < f->n; k++) {
-        char *p = cat3(outdir, "/", f->names[k]);
+        char *p = glrp_concat(outdir, "/", f->names[k]);
         if (p)
             unlink(p);
         free(p);
@@ -123,7 +114,7 @@ long batch_files_remove_stale(const char *outdir, char *const *sorted_names, siz
             }
         if (!stale)
             continue;
-        char *p = cat3(outdir, "/", nm);
+        char *p = glrp_concat(outdir, "/", nm);
         if (p && unlink(p) == 0)
             removed++;
         free(p);

@@ -67,11 +67,8 @@ static char *absolute(const char *p, glrp_error *err)
         return NULL;
     }
     const char *base = slash ? slash + 1 : p;
-    size_t len = strlen(real) + strlen(base) + 2;
-    char *out = malloc(len);
-    if (out)
-        snprintf(out, len, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base);
-    else
+    char *out = glrp_concat(real, strcmp(real, "/") ? "/" : "", base);
+    if (!out)
         glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     free(real);
     return out;
@@ -117,13 +114,11 @@ static int walk(input_list *l, /* NOLINT(misc-no-recursion) */ const char *dir, 
     while (!rc && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = malloc(len);
+        char *p = glrp_concat(dir, strcmp(dir, "/") ? "/" : "", e->d_name);
         if (!p) {
             rc = glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
             break;
         }
-        snprintf(p, len, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", e->d_name);
         struct stat st;
         if (lstat(p, &st) != 0) {
             rc = glrp_fail(err, GLRP_ERR_INPUT, "%s: %s", p, strerror(errno));

@@ -73,15 +73,6 @@ int manifest_write(json_t *doc, const char *path, glrp_error *err)
     return json_write_atomic(path, doc, NULL, err);
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p)
-        snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 static int collect(json_t *by_input, const json_t *doc)
 {
     size_t k;
@@ -114,7 +105,7 @@ json_t *manifest_previous(const char *outdir)
     while ((de = readdir(d))) {
         if (!manifest_is_name(de->d_name))
             continue;
-        char *p = join(outdir, de->d_name);
+        char *p = glrp_concat(outdir, "/", de->d_name);
         json_error_t je;
         json_t *doc = p ? json_load_file(p, 0, &je) : NULL;
         if (!doc)
@@ -137,7 +128,7 @@ json_t *manifest_outputs(const char *outdir, char *const *files, int n, glrp_err
         return NULL;
     }
     for (int k = 0; k < n; k++) {
-        char *p = join(outdir, files[k]), hex[65];
+        char *p = glrp_concat(outdir, "/", files[k]), hex[65];
         struct stat st;
         int rc = !p ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory")
                  : stat(p, &st) != 0 ? glrp_fail(err, GLRP_ERR_RUNTIME, "%s: %s", p,
@@ -179,7 +170,7 @@ int manifest_outputs_intact(const json_t *entry, const char *outdir, char *why, 
             snprintf(why, size, "malformed output entry");
             return 0;
         }
-        char *p = join(outdir, f), hex[65];
+        char *p = glrp_concat(outdir, "/", f), hex[65];
         struct stat st;
         glrp_error err = {0};
         int ok = p && stat(p, &st) == 0;

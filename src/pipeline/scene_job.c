@@ -376,15 +376,6 @@ static int setup(run_state *st, glrp_error *err)
     return sha256_file(j->model, st->sha, err);
 }
 
-static char *band_label(const char *prefix, const char *name)
-{
-    size_t len = strlen(prefix) + strlen(name) + 2;
-    char *s = malloc(len);
-    if (s)
-        snprintf(s, len, "%s%s", prefix, name);
-    return s;
-}
-
 int run_layout(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
@@ -408,10 +399,10 @@ int run_layout(run_state *st, glrp_error *err)
             return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         for (int b = 0; b < st->n_rel; b++) {
             if (j->target == TARGET_ALL)
-                st->rel_names[b] = band_label("relevance_", st->class_names[b]);
+                st->rel_names[b] = glrp_concat("relevance_", st->class_names[b], "");
             else
-                st->rel_names[b] = b == 0 ? band_label("relevance_", "total")
-                                          : band_label("relevance_", st->band_names[b - 1]);
+                st->rel_names[b] = b == 0 ? glrp_concat("relevance_", "total", "")
+                                          : glrp_concat("relevance_", st->band_names[b - 1], "");
             if (!st->rel_names[b])
                 return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
         }

@@ -65,3 +65,12 @@ char *glrp_strdup(const char *s)
 {
     return s ? glrp_dup(s, strlen(s) + 1) : NULL;
 }
+
+char *glrp_concat(const char *a, const char *b, const char *c)
+{
+    size_t len = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(len);
+    if (s)
+        snprintf(s, len, "%s%s%s", a, b, c);
+    return s;
+}

@@ -32,6 +32,8 @@ void glrp_error_prefix(glrp_error *err, const char *fmt, ...) GLRP_PRINTF(2, 3);
 void *glrp_alloc(size_t count, size_t size);  /* zeroed */
 void *glrp_dup(const void *src, size_t bytes);
 char *glrp_strdup(const char *s);
+/* a, b and c joined into a new string (paths, names); NULL when out of memory. */
+char *glrp_concat(const char *a, const char *b, const char *c);
 /* count * size with an overflow check; 0 on overflow. */
 int glrp_mul_ok(size_t a, size_t b, size_t *out);
 

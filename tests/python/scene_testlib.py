@@ -34,6 +34,21 @@ SANITIZER_MARKERS = ('AddressSanitizer', 'UndefinedBehaviorSanitizer', 'LeakSani
                      'runtime error:', 'Segmentation fault', 'core dumped')
 
 
+class CrashChecks:
+    """Exit checks of a geolrp run (a unittest.TestCase mixin): no signal, no crash exit
+    code, no sanitizer or crash output."""
+
+    def assertNoCrash(self, res):
+        self.assertGreaterEqual(res.code, 0, 'killed by a signal: %r' % res)
+        self.assertLess(res.code, 128, 'crashed: %r' % res)
+        for m in SANITIZER_MARKERS:
+            self.assertNotIn(m, res.stderr, 'crash output: %r' % res)
+
+    def assertExit(self, res, code):
+        self.assertNoCrash(res)
+        self.assertEqual(res.code, code, repr(res))
+
+
 def parse_argv():
     """Strips --geolrp PATH / --geolrp=PATH from sys.argv; returns the binary's path."""
     global GEOLRP

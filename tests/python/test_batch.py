@@ -120,7 +120,7 @@ def relevance(d, name):
     return L.read_array(os.path.join(d, name + '.relevance.tif'))
 
 
-class BatchCase(unittest.TestCase):
+class BatchCase(L.CrashChecks, unittest.TestCase):
     _n = 0
 
     def workdir(self):
@@ -128,12 +128,6 @@ class BatchCase(unittest.TestCase):
         d = os.path.join(TMP, 'w%03d' % BatchCase._n)
         os.makedirs(d)
         return d
-
-    def assertExit(self, res, code):
-        self.assertGreaterEqual(res.code, 0, 'killed by a signal: %r' % res)
-        for m in L.SANITIZER_MARKERS:
-            self.assertNotIn(m, res.stderr, 'crash output: %r' % res)
-        self.assertEqual(res.code, code, repr(res))
 
     def assertSameOutputs(self, a, b, names):
         """Relevance and class map of each scene bit-identical in folders a and b."""

@@ -84,7 +84,7 @@ def read_part(path):
     return doc, seam, rows
 
 
-class PartsCase(unittest.TestCase):
+class PartsCase(L.CrashChecks, unittest.TestCase):
     _n = 0
 
     def dir(self):
@@ -92,12 +92,6 @@ class PartsCase(unittest.TestCase):
         d = os.path.join(TMP, 'w%03d' % PartsCase._n)
         os.makedirs(d)
         return d
-
-    def assertExit(self, res, code):
-        self.assertLess(res.code, 128, 'crashed: %r' % res)
-        for m in L.SANITIZER_MARKERS:
-            self.assertNotIn(m, res.stderr, 'crash output: %r' % res)
-        self.assertEqual(res.code, code, repr(res))
 
     def single(self, scene, model, d, extra=(), bands_report=True):
         outs = ['-o', os.path.join(d, 'rel.tif'), '--class-map', os.path.join(d, 'classes.tif'),

@@ -40,7 +40,7 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-class Case(unittest.TestCase):
+class Case(L.CrashChecks, unittest.TestCase):
     def setUp(self):
         # world-readable: some tests run geolrp as nobody
         self.dir = tempfile.mkdtemp(prefix='geolrp_robust_')
@@ -60,12 +60,6 @@ class Case(unittest.TestCase):
 
     def crop(self, name, x0=200, y0=180, w=96, h=80, **kw):
         return L.translate(SCENE, self.p(name), srcWin=[x0, y0, w, h], **kw)
-
-    def assertNoCrash(self, res):
-        self.assertGreaterEqual(res.code, 0, 'killed by a signal: %r' % res)
-        self.assertLess(res.code, 128, 'crashed: %r' % res)
-        for m in L.SANITIZER_MARKERS:
-            self.assertNotIn(m, res.stderr, 'crash output: %r' % res)
 
     def assertFails(self, res, code, *patterns):
         self.assertNoCrash(res)

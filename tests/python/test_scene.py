@@ -70,7 +70,7 @@ def tearDownModule():
         shutil.rmtree(TMP, ignore_errors=True)
 
 
-class SceneCase(unittest.TestCase):
+class SceneCase(L.CrashChecks, unittest.TestCase):
     _n = 0
 
     def path(self, name):
@@ -78,16 +78,6 @@ class SceneCase(unittest.TestCase):
         d = os.path.join(TMP, 'w%04d' % SceneCase._n)
         os.makedirs(d, exist_ok=True)
         return os.path.join(d, name)
-
-    def assertNoCrash(self, res):
-        self.assertGreaterEqual(res.code, 0, 'killed by a signal: %r' % res)
-        self.assertLess(res.code, 128, 'crashed: %r' % res)
-        for m in L.SANITIZER_MARKERS:
-            self.assertNotIn(m, res.stderr, 'crash output: %r' % res)
-
-    def assertExit(self, res, code):
-        self.assertNoCrash(res)
-        self.assertEqual(res.code, code, repr(res))
 
     def explain(self, scene, model, out=None, extra=(), code=0):
         out = out or self.path('rel.tif')

@@ -105,6 +105,26 @@ void stack_bias(const glrp_layer *L, int k, const float *const *parts, float *ds
             memcpy(dst, parts[p] + (size_t)q * cout_g, (size_t)cout_g * sizeof *dst);
 }
 
+/* R_in = x+ g+ + x- g- with [g+; g-] = A^T s over the stacked layer S, whose input is
+ * k_in copies (2: [x+; x-]; 1: x- is zero and only g+ exists). */
+int stacked_relevance_in(const rule_ctx *c, const glrp_layer *S, const float *A, const float *s,
+                         int k_in, const float *xp, const float *xn)
+{
+    const size_t in = (size_t)c->n * linear_in_numel(c->L);
+    float *gs = rule_buf(in * k_in), *gp = rule_buf(in), *gn = rule_buf(in);
+    int rc = GLRP_ERR_RUNTIME;
+    if (gs && gp && gn) {
+        linear_transpose(S, A, s, gs, c->n, c->col);
+        float *gparts[] = {gp, gn};
+        unstack_channels(c->L, 0, k_in, gs, gparts, c->n);
+        for (size_t e = 0; e < in; e++)
+            c->Rin[e] = xp[e] * gp[e] + (k_in == 2 ? xn[e] * gn[e] : 0.0f);
+        rc = 0;
+    }
+    free(gs), free(gp), free(gn);
+    return rc;
+}
+
 /*
  * The pass alpha-beta and gamma share. Two variants Wa, Wb of the weights (alpha-beta:
  * W+, W-; gamma: P, N) and two biases give
@@ -122,10 +142,9 @@ int rule_signed_pair(const rule_ctx *c, const float *Wa, const float *Wb, const 
     const glrp_layer S = linear_stacked(L, k_in, 2);
     float *A = rule_buf(S.lin.wsize), *bias = rule_buf(2 * (size_t)L->lin.cout),
           *xp = rule_buf(in), *xn = rule_buf(in), *xs = rule_buf(in * k_in),
-          *zs = rule_buf(2 * out), *u = rule_buf(out), *v = rule_buf(out),
-          *gs = rule_buf(in * k_in), *gp = rule_buf(in), *gn = rule_buf(in);
+          *zs = rule_buf(2 * out), *u = rule_buf(out), *v = rule_buf(out);
     int rc = GLRP_ERR_RUNTIME;
-    if (!A || !bias || !xp || !xn || !xs || !zs || !u || !v || !gs || !gp || !gn)
+    if (!A || !bias || !xp || !xn || !xs || !zs || !u || !v)
         goto done;
     const float *blocks2[] = {Wa, Wb, Wb, Wa}, *blocks1[] = {Wa, Wb}, *bparts[] = {bias_u, bias_v};
     stack_weights(L, 2, k_in, neg ? blocks2 : blocks1, A);
@@ -141,14 +160,8 @@ int rule_signed_pair(const rule_ctx *c, const float *Wa, const float *Wb, const 
     scale(c, u, v, out);
     const float *sparts[] = {u, v};
     stack_channels(L, 1, 2, sparts, zs, c->n);
-    linear_transpose(&S, A, zs, gs, c->n, c->col);
-    float *gparts[] = {gp, gn};
-    unstack_channels(L, 0, k_in, gs, gparts, c->n);
-    for (size_t e = 0; e < in; e++)
-        c->Rin[e] = xp[e] * gp[e] + (neg ? xn[e] * gn[e] : 0.0f);
-    rc = 0;
+    rc = stacked_relevance_in(c, &S, A, zs, k_in, xp, xn);
 done:
-    free(A), free(bias), free(xp), free(xn), free(xs), free(zs), free(u), free(v), free(gs),
-        free(gp), free(gn);
+    free(A), free(bias), free(xp), free(xn), free(xs), free(zs), free(u), free(v);
     return rc;
 }

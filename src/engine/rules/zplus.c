@@ -15,10 +15,9 @@ int rule_zplus(const rule_ctx *c)
     const int neg = any_negative(c->x, in), k_in = neg ? 2 : 1;
     const glrp_layer S = linear_stacked(L, k_in, 1);
     float *A = rule_buf(S.lin.wsize), *bp = rule_buf((size_t)L->lin.cout), *xp = rule_buf(in),
-          *xn = rule_buf(in), *xs = rule_buf(in * k_in), *u = rule_buf(out),
-          *gs = rule_buf(in * k_in), *gp = rule_buf(in), *gn = rule_buf(in);
+          *xn = rule_buf(in), *xs = rule_buf(in * k_in), *u = rule_buf(out);
     int rc = GLRP_ERR_RUNTIME;
-    if (!A || !bp || !xp || !xn || !xs || !u || !gs || !gp || !gn)
+    if (!A || !bp || !xp || !xn || !xs || !u)
         goto done;
     const float *blocks[] = {L->lin.Wpos, L->lin.Wneg};
     stack_weights(L, 1, k_in, blocks, A);
@@ -31,13 +30,8 @@ int rule_zplus(const rule_ctx *c)
     linear_forward(&S, A, xs, u, c->n, c->col);
     linear_add_bias(L, bp, u, c->n);
     stab_divide(c->R, u, c->rule.eps, u, out); /* u now holds s */
-    linear_transpose(&S, A, u, gs, c->n, c->col);
-    float *gparts[] = {gp, gn};
-    unstack_channels(L, 0, k_in, gs, gparts, c->n);
-    for (size_t e = 0; e < in; e++)
-        c->Rin[e] = xp[e] * gp[e] + (neg ? xn[e] * gn[e] : 0.0f);
-    rc = 0;
+    rc = stacked_relevance_in(c, &S, A, u, k_in, xp, xn);
 done:
-    free(A), free(bp), free(xp), free(xn), free(xs), free(u), free(gs), free(gp), free(gn);
+    free(A), free(bp), free(xp), free(xn), free(xs), free(u);
     return rc;
 }

@@ -72,7 +72,7 @@ int scene_opts_finish(scene_job *j, rules_opts *ro)
     j->rules = ro->rules;
     glrp_error err = {0};
     if (!rc && out_check_options(j->creation_options, j->n_creation_options, &err)) {
-        fprintf(stderr, "geolrp: %s\n", err.msg);
+        print_error(&err);
         rc = EXIT_USAGE;
     }
     return rc;

@@ -55,11 +55,12 @@ void glrp_set_threads(int n)
 /* Convolution scratch: m->col_floats floats for every thread. */
 static int ensure_scratch(glrp_model *m, glrp_error *err)
 {
-    size_t per_thread = 0, need;
-    for (int k = 0; k < m->n_layers; k++) {
-        size_t c = rule_col_floats(&m->layers[k]);
-        per_thread = c > per_thread ? c : per_thread;
-    }
+    size_t per_thread = m->col_floats, need;
+    if (!per_thread) /* once per model: the largest layer's need */
+        for (int k = 0; k < m->n_layers; k++) {
+            size_t c = rule_col_floats(&m->layers[k]);
+            per_thread = c > per_thread ? c : per_thread;
+        }
     if (!glrp_mul_ok(per_thread, (size_t)parallel_threads(), &need) ||
         (double)need * sizeof(float) > GLRP_MAX_PLAN_BYTES)
         return glrp_fail(err, GLRP_ERR_INPUT, "%s: convolution scratch for %d threads exceeds "
@@ -224,6 +225,7 @@ typedef struct {
     const glrp_rule *rules;
     const layer_bounds *b;
     int n;
+    size_t biggest; /* floats per sample of the largest tensor: the summing buffer */
     int *rc, *failed_layer; /* per chunk */
 } relevance_job;
 
@@ -235,11 +237,7 @@ static void relevance_chunk(void *arg, int task, int thread)
     const int s0 = task * ENGINE_CHUNK;
     const int n = j->n - s0 < ENGINE_CHUNK ? j->n - s0 : ENGINE_CHUNK;
     float *col = m->col + (size_t)thread * m->col_floats;
-    size_t biggest = 0;
-    for (int k = 0; k < m->n_tensors; k++)
-        if (m->tensors[k].numel > biggest)
-            biggest = m->tensors[k].numel;
-    float *tmp = glrp_alloc((size_t)n * biggest, sizeof *tmp);
+    float *tmp = glrp_alloc((size_t)n * j->biggest, sizeof *tmp);
     j->failed_layer[task] = -1;
     if (!tmp) {
         j->rc[task] = GLRP_ERR_RUNTIME;
@@ -280,7 +278,10 @@ static int relevance_pass(glrp_model *m, const glrp_rule *rules, const layer_bou
         free(rc), free(failed);
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
-    relevance_job j = {m, rules, b, n, rc, failed};
+    size_t biggest = 0;
+    for (int k = 0; k < m->n_tensors; k++)
+        biggest = m->tensors[k].numel > biggest ? m->tensors[k].numel : biggest;
+    relevance_job j = {m, rules, b, n, biggest, rc, failed};
     parallel_for(chunks, relevance_chunk, &j);
     int status = 0;
     for (int c = 0; c < chunks && !status; c++) {

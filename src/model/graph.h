@@ -110,9 +110,10 @@ struct glrp_model {
     /* Activations and relevance, one buffer of max_batch * numel per tensor. */
     float **act;
     float **rel;
-    /* im2col scratch of one sample, sized for the largest convolution. */
+    /* Convolution scratch of every thread, sized by the engine on first use for the
+     * largest convolution and the largest stacking a rule uses (explain.c). */
     float *col;
-    size_t col_floats;   /* per thread */
+    size_t col_floats;   /* per thread; 0 until first use */
     size_t col_capacity; /* floats allocated in col */
 };
 

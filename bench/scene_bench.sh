@@ -1,7 +1,13 @@
 #!/bin/sh
-# End-to-end benchmark of geolrp explain on a large scene made with GDAL tools from the
-# Sentinel-2 sample: megapixels per second and peak RSS, for 1 and 2 threads, plus the
-# memory bound check (peak RSS must follow the scene width, not its height).
+# End-to-end benchmark of geolrp explain on large scenes made with GDAL tools from the
+# Sentinel-2 sample: megapixels per second, peak RSS, and the overhead of everything that is
+# not LRP (setup, reading, mosaicking, writing, finishing the COG), for 1 and 2 threads.
+#
+# The overhead is measured against a reference run in the same script: engine_bench on
+# real tiles with the same model, composite (explain's default epsilon-gamma-box), batch
+# and thread count gives the LRP alone, in tiles per second; "LRP alone" is the explained
+# tile count at that rate, and overhead = explain's wall time / LRP alone - 1.
+#
 # Usage: sh bench/scene_bench.sh [WORKDIR] [SIZE] [STRIDE]   (defaults /tmp/geolrp-bench 4096 64)
 # Not part of the tests: timings are measured, never asserted.
 set -eu
@@ -11,34 +17,44 @@ size=${2:-4096}
 stride=${3:-64}
 mkdir -p "$work"
 src=../shared/data/sentinel2/S2_19UDP_20170729_13band_160m_512.tif
+[ -f "$src" ] || src=data/sentinel2/S2_19UDP_20170729_13band_160m_512.tif
 scene="$work/s2_${size}.tif"
 tall="$work/s2_${size}x$((size * 2)).tif"
 model="$work/bench_model.onnx"
 [ -f "$model" ] || /usr/bin/python3 bench/make_model.py "$model" >/dev/null
+[ -f "$work/tiles.npy" ] || /usr/bin/python3 bench/make_tiles.py "$src" "$work/tiles.npy" 32
 [ -f "$scene" ] || gdal_translate -q -outsize "$size" "$size" -r bilinear -co TILED=YES \
     -co COMPRESS=DEFLATE "$src" "$scene"
 [ -f "$tall" ] || gdal_translate -q -outsize "$size" "$((size * 2))" -r bilinear -co TILED=YES \
     -co COMPRESS=DEFLATE "$src" "$tall"
 
-run() { # name scene threads
-    /usr/bin/time -f "%e %M" -o "$work/time.txt" build/geolrp explain "$2" -m "$model" \
-        -o "$work/out.tif" --stride "$stride" --threads "$3" --batch 32 \
-        --report "$work/report.json" --overwrite -q
-    set -- "$1" "$2" "$3" $(cat "$work/time.txt")
-    /usr/bin/python3 - "$@" "$work/report.json" <<'PY'
+run() { # name scene threads [explain options...]
+    name=$1 scn=$2 threads=$3
+    shift 3
+    build/engine_bench "$model" "$work/tiles.npy" --threads "$threads" --batch 32 --reps 5 \
+        --min-seconds 2 --composite epsilon-gamma-box | tail -1 > "$work/lrp.json"
+    /usr/bin/time -f "%e %M" -o "$work/time.txt" build/geolrp explain "$scn" -m "$model" \
+        -o "$work/out.tif" --stride "$stride" --threads "$threads" --batch 32 \
+        --report "$work/report.json" --overwrite -q "$@"
+    /usr/bin/python3 - "$name $*" "$threads" $(cat "$work/time.txt") "$work/report.json" \
+        "$work/lrp.json" <<'PY'
 import json, sys
-name, scene, threads, secs, rss_kb, report = sys.argv[1:7]
-r = json.load(open(report))
+name, threads, secs, rss_kb, report, lrp = sys.argv[1:7]
+r, e = json.load(open(report)), json.load(open(lrp))
 w, h = r['size']['width'], r['size']['height']
 t = r['time_seconds']
-io = t['read'] + t['mosaic'] + t['write']
-print('| %s | %d x %d | %s | %d | %.1f | %.3f | %.0f | %.1f%% |' % (
-    name, w, h, threads, r['tiles']['explained'], float(secs), w * h / 1e6 / float(secs),
-    int(rss_kb) / 1024, 100 * io / t['explain']))
+tiles = r['tiles']['explained']
+alone = tiles / e['tiles_per_s']
+print('| %s | %d x %d | %s | %d | %.1f | %.3f | %.0f | %.1f | %.1f%% | %s |' % (
+    name.strip(), w, h, threads, tiles, float(secs), w * h / 1e6 / float(secs),
+    int(rss_kb) / 1024, alone, 100 * (float(secs) / alone - 1),
+    ' / '.join('%.1f' % t.get(k, 0) for k in
+               ('setup', 'read', 'explain', 'mosaic', 'write', 'finish', 'wait'))))
 PY
 }
-echo "| run | size | threads | tiles | seconds | MP/s | peak RSS MiB | read+mosaic+write / LRP |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| run | size | threads | tiles | seconds | MP/s | peak RSS MiB | LRP alone (s) | overhead | setup / read / explain / mosaic / write / finish / wait (s) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 run square "$scene" 1
 run square "$scene" 2
+run "square, ZSTD" "$scene" 2 --co COMPRESS=ZSTD
 run "twice as tall" "$tall" 2

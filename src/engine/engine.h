@@ -71,7 +71,9 @@ void pad_relevance(const struct glrp_model *m, const glrp_layer *L, const float 
 /* Samples are processed in fixed chunks of ENGINE_CHUNK, each chunk through every layer on
  * one thread with single-threaded BLAS: threads never split a sample's arithmetic, so
  * results are bit-identical for any thread count, and there is no barrier per layer. */
+#ifndef ENGINE_CHUNK /* -DENGINE_CHUNK=N for tuning (bench/engine_bench.c) */
 #define ENGINE_CHUNK 4
+#endif
 int engine_chunks(int n);
 /* Runs layers [0, upto) on n samples already in m->act[m->input]; m->col must hold
  * m->col_floats floats per thread. */

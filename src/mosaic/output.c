@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
@@ -60,11 +61,82 @@ void out_grid_of_scene(const scene *s, out_grid *g)
     g->srs = s->ds ? GDALGetSpatialRef(s->ds) : NULL;
 }
 
+/* The value of creation option `name` in opt (NULL: not given); the last one wins. */
+static const char *co_value(const out_options *opt, const char *name)
+{
+    const char *found = NULL;
+    const size_t len = strlen(name);
+    for (int k = 0; opt && k < opt->n_co; k++)
+        if (!strncasecmp(opt->co[k], name, len) && opt->co[k][len] == '=')
+            found = opt->co[k] + len + 1;
+    return found;
+}
+
+/* How many overview levels geolrp streams for this output: those GDAL's COG driver would
+ * make (OVERVIEW_COUNT, or halving until a BLOCKSIZE block holds the level), unless the
+ * options want none or want GDAL to make them (another resampling, a warp to a tiling
+ * scheme or CRS), in which case 0 and the COG driver does as told. */
+static int streamed_levels(const out_raster *o)
+{
+    static const char *const gdal_makes[] = {"OVERVIEW_RESAMPLING", "RESAMPLING", "TARGET_SRS",
+                                             "RES", "EXTENT", "ALIGNED_LEVELS", "ZOOM_LEVEL",
+                                             "ZOOM_LEVEL_STRATEGY", "WARP_RESAMPLING"};
+    for (size_t k = 0; k < sizeof gdal_makes / sizeof *gdal_makes; k++)
+        if (co_value(&o->opt, gdal_makes[k]))
+            return 0;
+    const char *scheme = co_value(&o->opt, "TILING_SCHEME");
+    const char *ovr = co_value(&o->opt, "OVERVIEWS");
+    if ((scheme && strcasecmp(scheme, "CUSTOM")) ||
+        (ovr && (!strcasecmp(ovr, "NONE") || !strcasecmp(ovr, "IGNORE_EXISTING"))))
+        return 0;
+    /* GDAL has validated both numbers (out_check_options) */
+    const char *count = co_value(&o->opt, "OVERVIEW_COUNT");
+    if (count) {
+        long n = strtol(count, NULL, 10);
+        return n < 0 ? 0 : n > OVR_MAX_LEVELS ? OVR_MAX_LEVELS : (int)n;
+    }
+    const char *block = co_value(&o->opt, "BLOCKSIZE");
+    long size = block ? strtol(block, NULL, 10) : 512;
+    return ovr_level_count(o->width, o->height, size > 0 && size < (1 << 20) ? (int)size : 512);
+}
+
+/* Empty overview levels in the temporary, filled as rows arrive. */
+static int create_overviews(out_raster *o, glrp_error *err)
+{
+    const int levels = streamed_levels(o);
+    if (levels == 0)
+        return 0;
+    if (ovr_init(&o->ovr, strcmp(o->resampling, "MODE") ? OVR_AVERAGE : OVR_MODE, o->width,
+                 o->height, o->bands, levels, o->type == GDT_Byte ? 255 : 0))
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    int factors[OVR_MAX_LEVELS];
+    for (int k = 0; k < levels; k++)
+        factors[k] = 2 << k;
+    CPLErrorReset();
+    if (GDALBuildOverviews(o->ds, "NONE", levels, factors, 0, NULL, NULL, NULL) != CE_None)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot create the overview levels: %s",
+                         o->path, CPLGetLastErrorMsg());
+    /* GDAL rounds each level's size up, as overview.c does; a mismatch would misplace rows. */
+    GDALRasterBandH band = GDALGetRasterBand(o->ds, 1);
+    for (int k = 0; k < levels; k++) {
+        GDALRasterBandH ov = GDALGetOverview(band, k);
+        if (!ov || GDALGetRasterBandXSize(ov) != o->ovr.width[k + 1] ||
+            GDALGetRasterBandYSize(ov) != o->ovr.height[k + 1])
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: GDAL made overview level %d with "
+                             "another size than expected", o->path, k + 1);
+    }
+    return 0;
+}
+
 int out_create(out_raster *o, const char *path, const out_grid *g, int bands,
-               GDALDataType type, char **names, glrp_error *err)
+               GDALDataType type, char **names, const char *resampling,
+               const out_options *opt, glrp_error *err)
 {
     memset(o, 0, sizeof *o);
     o->width = g->width, o->height = g->height, o->bands = bands, o->type = type;
+    o->resampling = resampling;
+    if (opt)
+        o->opt = *opt;
     o->path = glrp_strdup(path);
     o->tmp_path = tmp_name(path, "part");
     o->sum = glrp_alloc((size_t)bands, sizeof *o->sum);
@@ -79,10 +151,11 @@ int out_create(out_raster *o, const char *path, const out_grid *g, int bands,
     for (int b = 0; b < bands; b++)
         o->vmin[b] = INFINITY, o->vmax[b] = -INFINITY;
     GDALDriverH drv = GDALGetDriverByName("GTiff");
-    /* Strips of 64 rows, lightly compressed: the stripe writer fills them in order. */
+    /* Strips of 64 rows, filled in order, uncompressed: the COG copy reads them in windows
+     * of 512 rows and all bands, more than GDAL's cache holds on a wide scene, so
+     * compressed strips were decompressed several times each (a third of the copy's time
+     * on a 4096 x 4096 x 14 output, docs/benchmarks.md). The price is temporary space. */
     char **opts = NULL;
-    opts = CSLSetNameValue(opts, "COMPRESS", "ZSTD");
-    opts = CSLSetNameValue(opts, "ZSTD_LEVEL", "1");
     opts = CSLSetNameValue(opts, "BLOCKYSIZE", "64");
     opts = CSLSetNameValue(opts, "INTERLEAVE", "BAND");
     opts = CSLSetNameValue(opts, "BIGTIFF", "IF_SAFER");
@@ -105,6 +178,23 @@ int out_create(out_raster *o, const char *path, const out_grid *g, int bands,
         GDALRasterBandH band = GDALGetRasterBand(o->ds, b + 1);
         GDALSetDescription(band, names[b]);
         GDALSetRasterNoDataValue(band, type == GDT_Byte ? 255.0 : NAN);
+    }
+    if (create_overviews(o, err)) {
+        out_abort(o);
+        return GLRP_ERR_RUNTIME;
+    }
+    return 0;
+}
+
+/* One finished overview row into the temporary's overview level. */
+static int write_overview_row(void *ctx, int level, int row, int width, const float *values)
+{
+    out_raster *o = ctx;
+    for (int b = 0; b < o->bands; b++) {
+        GDALRasterBandH ov = GDALGetOverview(GDALGetRasterBand(o->ds, b + 1), level - 1);
+        if (GDALRasterIO(ov, GF_Write, 0, row, width, 1, (void *)(values + (size_t)b * width),
+                         width, 1, GDT_Float32, 0, 0) != CE_None)
+            return GLRP_ERR_RUNTIME;
     }
     return 0;
 }
@@ -131,6 +221,8 @@ int out_write_rows(out_raster *o, const float *data, int n, glrp_error *err)
     CPLErr e = GDALDatasetRasterIO(o->ds, GF_Write, 0, o->rows_written, o->width, n,
                                    (void *)data, o->width, n, GDT_Float32, o->bands, NULL, 0, 0,
                                    0);
+    if (e == CE_None && ovr_add_rows(&o->ovr, data, n, write_overview_row, o))
+        e = CE_Failure;
     /* GDAL writes blocks as its cache evicts them, and a failure there (a full disk) is
      * only reported through CPLError, not through the return value. */
     char note[96];
@@ -216,8 +308,9 @@ static int CPL_STDCALL stderr_progress(double fraction, const char *msg, void *a
 
 /* The COG options: DEFLATE with the predictor, at level 1 (a tenth of a run's time at the
  * default level 6 for about 1% larger files on float relevance, which compresses poorly
- * anyway); then the user's --co over them. */
-static char **cog_options(const char *resampling, const out_options *opt)
+ * anyway); the overviews streamed into the source when there are; then the user's --co
+ * over them. */
+static char **cog_options(const char *resampling, int streamed, const out_options *opt)
 {
     char threads[16];
     snprintf(threads, sizeof threads, "%d", opt && opt->threads > 1 ? opt->threads : 1);
@@ -225,7 +318,10 @@ static char **cog_options(const char *resampling, const out_options *opt)
     opts = CSLSetNameValue(opts, "COMPRESS", "DEFLATE");
     opts = CSLSetNameValue(opts, "LEVEL", "1");
     opts = CSLSetNameValue(opts, "PREDICTOR", "YES");
-    opts = CSLSetNameValue(opts, "OVERVIEW_RESAMPLING", resampling);
+    if (streamed)
+        opts = CSLSetNameValue(opts, "OVERVIEWS", "FORCE_USE_EXISTING");
+    else
+        opts = CSLSetNameValue(opts, "OVERVIEW_RESAMPLING", resampling);
     opts = CSLSetNameValue(opts, "BIGTIFF", "IF_SAFER");
     opts = CSLSetNameValue(opts, "NUM_THREADS", threads);
     for (int k = 0; opt && k < opt->n_co; k++) {
@@ -247,7 +343,7 @@ int out_check_options(const char *const *co, int n_co, glrp_error *err)
     }
     out_options opt = {co, n_co, 1};
     GDALAllRegister();
-    char **opts = cog_options("AVERAGE", &opt);
+    char **opts = cog_options("AVERAGE", 0, &opt);
     CPLErrorReset();
     CPLPushErrorHandler(CPLQuietErrorHandler);
     int ok = GDALValidateCreationOptions(GDALGetDriverByName("COG"), opts);
@@ -259,12 +355,17 @@ int out_check_options(const char *const *co, int n_co, glrp_error *err)
     return 0;
 }
 
-int out_finish(out_raster *o, const char *resampling, const out_options *opt, int quiet,
-               glrp_error *err)
+int out_finish(out_raster *o, int quiet, glrp_error *err)
 {
     if (o->rows_written != o->height) {
         glrp_fail(err, GLRP_ERR_RUNTIME, "%s: only %d of %d rows were written", o->path,
                   o->rows_written, o->height);
+        out_abort(o);
+        return GLRP_ERR_RUNTIME;
+    }
+    if (o->ovr.levels > 0 && o->ovr.next_row[o->ovr.levels] != o->ovr.height[o->ovr.levels]) {
+        glrp_fail(err, GLRP_ERR_RUNTIME, "%s: overview level %d is incomplete", o->path,
+                  o->ovr.levels);
         out_abort(o);
         return GLRP_ERR_RUNTIME;
     }
@@ -294,7 +395,7 @@ int out_finish(out_raster *o, const char *resampling, const out_options *opt, in
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
     cleanup_register(cog_tmp);
-    char **opts = cog_options(resampling, opt);
+    char **opts = cog_options(o->resampling, o->ovr.levels > 0, &o->opt);
     CPLErrorReset();
     /* GDAL's own GDALTermProgress prints to stdout; ours goes to stderr. */
     progress prog = {.quiet = quiet};
@@ -360,6 +461,7 @@ void out_abort(out_raster *o)
     }
     free(o->cog_tmp), free(o->aux_tmp);
     CSLDestroy(o->categories);
+    ovr_free(&o->ovr);
     free(o->path), free(o->tmp_path), free(o->sum), free(o->sum2), free(o->vmin),
         free(o->vmax), free(o->count);
     memset(o, 0, sizeof *o);

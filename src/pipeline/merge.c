@@ -299,6 +299,8 @@ static int merge_parts(run_state *st, const merge_job *mj, part_reader *r, int *
                 next_seam = g[k].seam;
                 break;
             }
+        if (!st->writer.started) /* the rows replayed so far are written while it goes on */
+            bg_start(&st->writer);
         double t0 = run_now();
         rc = replay_part(st, &r[order[i]], &g[i], next_seam, tbuf, rbuf, err);
         st->t_mosaic += run_now() - t0;
@@ -306,6 +308,7 @@ static int merge_parts(run_state *st, const merge_job *mj, part_reader *r, int *
     }
     if (!rc)
         rc = run_flush_rows(st, st->grid.height, err);
+    rc = run_flush_end(st, rc, err);
     st->valid_pixels = st->acc.valid_taken;
     st->invalid_pixels = (long long)st->grid.width * st->grid.height - st->valid_pixels;
     if (!rc)

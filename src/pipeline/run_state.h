@@ -22,11 +22,30 @@
 #include "pipeline/scene_job.h"
 #include "raster/config.h"
 #include "raster/scene.h"
+#include "util/background.h"
 #include "util/progress.h"
 
 #define RUN_MAX_WARNINGS 16
 
 struct part_writer;
+struct run_state;
+
+/* A stripe of the scene read (and normalised) by the reader thread. */
+typedef struct {
+    struct run_state *st;
+    int y0, h;
+    float *values;     /* (C, h, width), normalised; invalid pixels hold the fill value */
+    uint8_t *valid;    /* (h, width) */
+    glrp_error err;
+} read_job;
+
+/* Finished rows handed to the writer thread. */
+typedef struct {
+    struct run_state *st;
+    float *rows;       /* (n_acc, n, width), blended */
+    int n;
+    glrp_error err;
+} write_job;
 
 /* Per-tile statistics whose floating-point sums must not depend on how the scene is
  * split: they are summed per tile row, and the tile-row sums are added in tile-row order
@@ -36,7 +55,7 @@ typedef struct {
     stat_acc border, zero, filled;
 } row_stats;
 
-typedef struct {
+typedef struct run_state {
     scene_job *job;
     scene sc;                 /* closed (ds NULL) in merge */
     scene_config cfg;
@@ -59,9 +78,15 @@ typedef struct {
     out_raster rel_out, cls_out, sc_out;
     int rel_open, cls_open, sc_open;
     outset staged; /* finished outputs, renamed together at the very end */
-    float *weights, *stripe, *batch_x, *batch_r, *batch_s, *tile_vals, *rows, *cls_rows,
-        *score_rows;
-    uint8_t *stripe_valid;
+    float *weights, *batch_x, *batch_r, *batch_s, *tile_vals, *cls_rows, *score_rows;
+    /* Two of each: the main thread uses one while the reader fills, or the writer empties,
+     * the other. */
+    float *stripe[2], *rows[2];
+    uint8_t *stripe_valid[2];
+    int rows_next;            /* which rows buffer the next flush fills */
+    background reader, writer; /* threads while tiles are processed; inline otherwise */
+    read_job rjob;
+    write_job wjob;
     int *batch_x0, n_batch;
     float zlow[SCENE_MAX_BANDS], zhigh[SCENE_MAX_BANDS];
     char zbox_source[64];
@@ -76,7 +101,11 @@ typedef struct {
     long long *class_pixels, valid_pixels, invalid_pixels;
     long long nonfinite_pixels; /* NaN or Inf in the data (not declared nodata) */
     int rows_scanned;           /* rows counted for nonfinite_pixels so far */
-    double t_read, t_explain, t_mosaic, t_write;
+    /* Seconds: of setting up (model, bounds, outputs); of reading stripes and writing rows
+     * into the temporaries, on whichever thread did them; of the LRP; of mosaicking; of
+     * finishing (COG copies, side-cars); of the main thread waiting for the reader or
+     * the writer. */
+    double t_setup, t_read, t_explain, t_mosaic, t_write, t_finish, t_wait;
     char *warnings[RUN_MAX_WARNINGS];
     int n_warnings;
     char sha[65];
@@ -100,8 +129,14 @@ int run_open_outputs(run_state *st, glrp_error *err);
 int run_tile_grid(run_state *st, glrp_error *err);
 /* The accumulator and the row buffers (window: rows held, normally one tile height). */
 int run_alloc_rows(run_state *st, int window, glrp_error *err);
-/* Rows before `until` are final: normalise, write, count classes and band statistics. */
+/* Rows before `until` are final: normalise them, then (on the writer thread when it runs)
+ * write them, count classes and band statistics. */
 int run_flush_rows(run_state *st, int until, glrp_error *err);
+/* Waits until the writer has written every row handed to it; its error, if any. */
+int run_flush_wait(run_state *st, glrp_error *err);
+/* After the last flush (rc: the run's status so far): waits for the writer and ends its
+ * thread. Returns rc, or the writer's error when rc is 0. */
+int run_flush_end(run_state *st, int rc, glrp_error *err);
 /* Adds one tile row's statistics to the run's (in tile-row order). */
 void run_add_row_stats(run_state *st, const row_stats *r);
 /* Warnings from the statistics, COGs renamed into place, .qml, band outputs, report. */

@@ -209,21 +209,17 @@ static int zbox_bounds(run_state *st, glrp_error *err)
         if (ok) {
             snprintf(st->zbox_source, sizeof st->zbox_source, "ONNX metadata valid_min/max");
         } else {
+            /* Exact: a box that misses the extremes would break zbox's assumption. A band
+             * without any valid pixel keeps the fill value as its range. */
+            double mn[SCENE_MAX_BANDS], mx[SCENE_MAX_BANDS];
+            int rc = scene_band_ranges(&st->sc, mn, mx, err);
+            if (rc)
+                return rc;
             for (int k = 0; k < C; k++) {
-                GDALRasterBandH b = GDALGetRasterBand(st->sc.ds, st->sc.band_index[k]);
-                double mm[2] = {0, 0};
-                /* Exact: a box that misses the extremes would break zbox's assumption. A
-                 * band without any valid pixel keeps the fill value as its range. */
-                CPLPushErrorHandler(CPLQuietErrorHandler);
-                CPLErr e = GDALComputeRasterMinMax(b, FALSE, mm);
-                CPLPopErrorHandler();
-                if (e != CE_None) {
-                    mm[0] = mm[1] = NAN;
-                }
                 double a = normalize_value(&st->norm, &st->sc, k,
-                                           mm[0] * st->sc.scale[k] + st->sc.offset[k]);
+                                           mn[k] * st->sc.scale[k] + st->sc.offset[k]);
                 double bb = normalize_value(&st->norm, &st->sc, k,
-                                            mm[1] * st->sc.scale[k] + st->sc.offset[k]);
+                                            mx[k] * st->sc.scale[k] + st->sc.offset[k]);
                 if (isnan(a) || isnan(bb))
                     a = bb = st->norm.fill_value;
                 st->zlow[k] = (float)(a < bb ? a : bb);
@@ -413,23 +409,26 @@ int run_layout(run_state *st, glrp_error *err)
 int run_open_outputs(run_state *st, glrp_error *err)
 {
     scene_job *j = st->job;
+    const out_options opt = {j->creation_options, j->n_creation_options, j->threads};
     int rc;
     if (j->output) {
         if ((rc = out_create(&st->rel_out, j->output, &st->grid, st->n_rel, GDT_Float32,
-                             st->rel_names, err)))
+                             st->rel_names, "AVERAGE", &opt, err)))
             return rc;
         st->rel_open = 1;
     }
     if (j->class_map) {
         char *name = "class";
-        if ((rc = out_create(&st->cls_out, j->class_map, &st->grid, 1, GDT_Byte, &name, err)))
+        if ((rc = out_create(&st->cls_out, j->class_map, &st->grid, 1, GDT_Byte, &name, "MODE",
+                             &opt, err)))
             return rc;
         st->cls_open = 1;
         out_set_color_table(&st->cls_out, st->n_classes, st->class_names);
     }
     if (j->scores) {
         char *name = "probability";
-        if ((rc = out_create(&st->sc_out, j->scores, &st->grid, 1, GDT_Float32, &name, err)))
+        if ((rc = out_create(&st->sc_out, j->scores, &st->grid, 1, GDT_Float32, &name,
+                             "AVERAGE", &opt, err)))
             return rc;
         st->sc_open = 1;
     }
@@ -440,11 +439,12 @@ int run_alloc_rows(run_state *st, int window, glrp_error *err)
 {
     const size_t W = (size_t)st->grid.width;
     const int rows = window < st->grid.height ? window : st->grid.height;
-    st->rows = glrp_alloc((size_t)st->n_acc * (size_t)rows * W, sizeof(float));
+    for (int k = 0; k < 2; k++)
+        st->rows[k] = glrp_alloc((size_t)st->n_acc * (size_t)rows * W, sizeof(float));
     st->cls_rows = glrp_alloc((size_t)rows * W, sizeof(float));
     st->score_rows = glrp_alloc((size_t)rows * W, sizeof(float));
     st->class_pixels = glrp_alloc((size_t)st->n_classes, sizeof(long long));
-    if (!st->rows || !st->cls_rows || !st->score_rows || !st->class_pixels ||
+    if (!st->rows[0] || !st->rows[1] || !st->cls_rows || !st->score_rows || !st->class_pixels ||
         accum_init(&st->acc, st->grid.width, st->grid.height, window, st->n_acc))
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
                          "columns x %d bands", rows, st->grid.width, st->n_acc);
@@ -460,8 +460,10 @@ static int alloc_buffers(run_state *st, glrp_error *err)
     if (rc)
         return rc;
     st->weights = glrp_alloc(tile, sizeof(float));
-    st->stripe = glrp_alloc((size_t)st->C * (size_t)rows * W, sizeof(float));
-    st->stripe_valid = glrp_alloc((size_t)rows * W, 1);
+    for (int k = 0; k < 2; k++) {
+        st->stripe[k] = glrp_alloc((size_t)st->C * (size_t)rows * W, sizeof(float));
+        st->stripe_valid[k] = glrp_alloc((size_t)rows * W, 1);
+    }
     st->batch_x = glrp_alloc(B * in, sizeof(float));
     st->batch_r = glrp_alloc(B * in, sizeof(float));
     st->batch_s = glrp_alloc(B * (size_t)st->K, sizeof(float));
@@ -475,7 +477,8 @@ static int alloc_buffers(run_state *st, glrp_error *err)
         if (!st->occl_x || !st->occl_s)
             return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
-    if (!st->weights || !st->stripe || !st->stripe_valid || !st->batch_x || !st->batch_r ||
+    if (!st->weights || !st->stripe[0] || !st->stripe[1] || !st->stripe_valid[0] ||
+        !st->stripe_valid[1] || !st->batch_x || !st->batch_r ||
         !st->batch_s || !st->batch_x0 || !st->batch_valid || !st->tile_rp || !st->tile_vals)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a stripe of %d rows x %d "
                          "columns x %d bands", rows, st->sc.width, st->n_acc);
@@ -641,26 +644,26 @@ static int run_batch(run_state *st, int y0, glrp_error *err)
 }
 
 /* Finished rows go to the outputs: relevance bands as they are, class probabilities as
- * the argmax class and its probability. A part run hands the raw sums to its part file
- * instead. */
-int run_flush_rows(run_state *st, int until, glrp_error *err)
+ * the argmax class and its probability. Runs on the writer thread, which alone touches
+ * the outputs, the class counts and the band statistics until run_flush_wait. */
+static int write_rows(void *arg)
 {
-    if (st->pw)
-        return part_run_flush(st, until, err);
+    write_job *job = arg;
+    run_state *st = job->st;
+    glrp_error *err = &job->err;
+    const float *rows = job->rows;
+    const int n = job->n;
     double t0 = now();
-    int n = accum_take(&st->acc, until, st->rows);
-    if (n <= 0)
-        return 0;
     const size_t W = (size_t)st->grid.width, plane = (size_t)n * W;
     int rc = 0;
     if (st->rel_open)
-        rc = out_write_rows(&st->rel_out, st->rows, n, err);
+        rc = out_write_rows(&st->rel_out, rows, n, err);
     if (!rc && st->want_classes) {
         for (size_t e = 0; e < plane; e++) {
             int best = -1;
             float bp = -1;
             for (int k = 0; k < st->n_classes; k++) {
-                float p = st->rows[(size_t)(st->n_rel + k) * plane + e];
+                float p = rows[(size_t)(st->n_rel + k) * plane + e];
                 if (!isnan(p) && p > bp)
                     bp = p, best = k;
             }
@@ -668,8 +671,8 @@ int run_flush_rows(run_state *st, int until, glrp_error *err)
             st->score_rows[e] = best < 0 ? NAN : bp;
             if (best >= 0)
                 st->class_pixels[best]++;
-            if (st->want_bands && best >= 0 && !isnan(st->rows[e]))
-                band_stats_add_pixel(&st->bs, best, st->rows + plane + e, plane);
+            if (st->want_bands && best >= 0 && !isnan(rows[e]))
+                band_stats_add_pixel(&st->bs, best, rows + plane + e, plane);
         }
         if (st->cls_open)
             rc = out_write_rows(&st->cls_out, st->cls_rows, n, err);
@@ -680,16 +683,89 @@ int run_flush_rows(run_state *st, int until, glrp_error *err)
     return rc;
 }
 
-/* NaN and Inf in the stripe just read, counting rows that overlapping stripes share once. */
-static void count_nonfinite(run_state *st, int y0, int h, size_t plane)
+/* A part run hands the raw sums to its part file instead. */
+int run_flush_rows(run_state *st, int until, glrp_error *err)
 {
-    const size_t W = (size_t)st->sc.width;
-    int first = st->rows_scanned > y0 ? st->rows_scanned - y0 : 0;
-    if (first >= h)
-        return;
-    st->nonfinite_pixels += scene_count_nonfinite(&st->sc, st->stripe, plane, (size_t)first * W,
-                                                  (size_t)(h - first) * W);
-    st->rows_scanned = y0 + h;
+    if (st->pw)
+        return part_run_flush(st, until, err);
+    double t0 = now();
+    float *rows = st->rows[st->rows_next];
+    int n = accum_take(&st->acc, until, rows);
+    st->t_mosaic += now() - t0;
+    if (n <= 0)
+        return 0;
+    /* The writer has had the previous rows since the last flush, a row of tiles ago. */
+    int rc = run_flush_wait(st, err);
+    if (rc)
+        return rc;
+    st->wjob = (write_job){.st = st, .rows = rows, .n = n};
+    bg_submit(&st->writer, write_rows, &st->wjob);
+    st->rows_next ^= 1;
+    return 0;
+}
+
+int run_flush_wait(run_state *st, glrp_error *err)
+{
+    double t0 = now();
+    int rc = bg_wait(&st->writer);
+    st->t_wait += now() - t0;
+    if (rc)
+        *err = st->wjob.err;
+    return rc;
+}
+
+int run_flush_end(run_state *st, int rc, glrp_error *err)
+{
+    /* On an error too: the writer may not go on using a buffer or an output. */
+    glrp_error ignored; /* the first error is the one reported */
+    int wrc = run_flush_wait(st, rc ? &ignored : err);
+    bg_stop(&st->writer);
+    return rc ? rc : wrc;
+}
+
+/* Reads the stripe of rows [y0, y0 + h), counts its broken values (rows that overlapping
+ * stripes share, once) and normalises it. Runs on the reader thread, which alone touches
+ * the scene until process waits for it. */
+static int read_stripe(void *arg)
+{
+    read_job *job = arg;
+    run_state *st = job->st;
+    double t0 = now();
+    const size_t W = (size_t)st->sc.width, plane = (size_t)job->h * W;
+    int rc = scene_read(&st->sc, 0, job->y0, (int)W, job->h, job->values, job->valid,
+                        &job->err);
+    if (!rc) {
+        int first = st->rows_scanned > job->y0 ? st->rows_scanned - job->y0 : 0;
+        if (first < job->h) {
+            st->nonfinite_pixels += scene_count_nonfinite(&st->sc, job->values, plane,
+                                                          (size_t)first * W,
+                                                          (size_t)(job->h - first) * W);
+            st->rows_scanned = job->y0 + job->h;
+        }
+        normalize_apply(&st->norm, &st->sc, job->values, job->valid, plane);
+    }
+    st->t_read += now() - t0;
+    return rc;
+}
+
+/* Hands the stripe of tile row ty to the reader, into buffer ty % 2. */
+static void read_ahead(run_state *st, int ty)
+{
+    const int y0 = st->ys[ty], H = st->sc.height;
+    st->rjob = (read_job){.st = st, .y0 = y0, .h = H - y0 < st->th ? H - y0 : st->th,
+                          .values = st->stripe[ty % 2], .valid = st->stripe_valid[ty % 2]};
+    bg_submit(&st->reader, read_stripe, &st->rjob);
+}
+
+/* Waits for the stripe handed to the reader. */
+static int read_wait(run_state *st, glrp_error *err)
+{
+    double t0 = now();
+    int rc = bg_wait(&st->reader);
+    st->t_wait += now() - t0;
+    if (rc)
+        *err = st->rjob.err;
+    return rc;
 }
 
 int run_tile_grid(run_state *st, glrp_error *err)
@@ -716,18 +792,24 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
     int rc = 0;
     st->prog.quiet = j->quiet;
     progress_update(&st->prog, 0);
+    /* The reader fetches the next stripe and the writer writes the rows finished before
+     * this one while the LRP runs; both threads mostly wait on I/O and compression. */
+    bg_start(&st->reader);
+    bg_start(&st->writer);
+    if (row_begin < row_end)
+        read_ahead(st, row_begin);
     for (int ty = row_begin; ty < row_end && !rc; ty++) {
         const int y0 = ys[ty], h = H - y0 < st->th ? H - y0 : st->th;
+        if ((rc = read_wait(st, err)))
+            break;
+        const float *stripe = st->stripe[ty % 2];
+        const uint8_t *stripe_valid = st->stripe_valid[ty % 2];
+        if (ty + 1 < row_end)
+            read_ahead(st, ty + 1);
         if ((rc = run_flush_rows(st, y0, err)))
             break;
-        double t0 = now();
-        if ((rc = scene_read(&st->sc, 0, y0, W, h, st->stripe, st->stripe_valid, err)))
-            break;
         const size_t plane = (size_t)h * W;
-        count_nonfinite(st, y0, h, plane);
-        normalize_apply(&st->norm, &st->sc, st->stripe, st->stripe_valid, plane);
-        accum_set_valid(&st->acc, st->stripe_valid, 0, y0, W, h);
-        st->t_read += now() - t0;
+        accum_set_valid(&st->acc, stripe_valid, 0, y0, W, h);
         for (int tx = 0; tx < nx && !rc; tx++) {
             const int x0 = xs[tx], w = W - x0 < st->tw ? W - x0 : st->tw;
             float *x = st->batch_x + (size_t)st->n_batch * st->C * tile;
@@ -740,10 +822,10 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
                         float v = fill;
                         if (y < h && xx < w) {
                             size_t src = (size_t)y * W + (size_t)(x0 + xx);
-                            v = st->stripe[(size_t)c * plane + src];
+                            v = stripe[(size_t)c * plane + src];
                             if (c == 0) {
-                                n_valid += st->stripe_valid[src];
-                                tv[y * st->tw + xx] = st->stripe_valid[src];
+                                n_valid += stripe_valid[src];
+                                tv[y * st->tw + xx] = stripe_valid[src];
                             }
                         }
                         x[((size_t)c * st->th + y) * st->tw + xx] = v;
@@ -773,6 +855,8 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
     }
     if (!rc)
         rc = run_flush_rows(st, st->pw ? st->part_b : H, err);
+    bg_stop(&st->reader);
+    rc = run_flush_end(st, rc, err);
     st->valid_pixels = st->acc.valid_taken;
     st->invalid_pixels = (long long)W * H - st->valid_pixels;
     return rc;
@@ -905,9 +989,10 @@ static json_t *report_json(run_state *st, double t_total)
                                                   (json_int_t)st->invalid_pixels, "nonfinite",
                                                   (json_int_t)st->nonfinite_pixels));
     json_object_set_new(root, "time_seconds",
-                        json_pack("{s:f, s:f, s:f, s:f, s:f}", "read", st->t_read, "explain",
-                                  st->t_explain, "mosaic", st->t_mosaic, "write", st->t_write,
-                                  "total", t_total));
+                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "setup",
+                                  st->t_setup, "read", st->t_read, "explain", st->t_explain,
+                                  "mosaic", st->t_mosaic, "write", st->t_write, "finish",
+                                  st->t_finish, "wait", st->t_wait, "total", t_total));
     json_t *classes = json_object();
     for (int k = 0; k < st->n_classes && st->want_classes; k++)
         json_object_set_new(classes, st->class_names[k], json_integer(st->class_pixels[k]));
@@ -1048,18 +1133,15 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
     struct {
         int open;
         out_raster *o;
-        const char *resampling;
-    } outs[3] = {{st->rel_open, &st->rel_out, "AVERAGE"},
-                 {st->cls_open, &st->cls_out, "MODE"},
-                 {st->sc_open, &st->sc_out, "AVERAGE"}};
+    } outs[3] = {{st->rel_open, &st->rel_out}, {st->cls_open, &st->cls_out},
+                 {st->sc_open, &st->sc_out}};
     /* Every output is finished under a temporary name first and all are renamed together
      * at the end: a failure on any of them (a full disk) leaves none behind. */
     for (int k = 0; k < 3; k++) {
         if (!outs[k].open)
             continue;
         set_run_metadata(st, outs[k].o);
-        out_options opt = {j->creation_options, j->n_creation_options, j->threads};
-        if ((rc = out_finish(outs[k].o, outs[k].resampling, &opt, j->quiet, err)))
+        if ((rc = out_finish(outs[k].o, j->quiet, err)))
             return rc;
     }
     for (int k = 0; k < 3; k++) {
@@ -1076,7 +1158,7 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
         return rc;
     if (st->want_bands && (rc = write_band_outputs(st, err)))
         return rc;
-    st->t_write += now() - t0;
+    st->t_finish += now() - t0;
     if (j->report) {
         json_t *root = report_json(st, now() - t_start);
         rc = root ? json_write_atomic(j->report, root, &st->staged, err)
@@ -1090,6 +1172,8 @@ int run_finish(run_state *st, double t_start, glrp_error *err)
 
 void run_cleanup(run_state *st)
 {
+    bg_stop(&st->reader);
+    bg_stop(&st->writer);
     part_run_abort(st);
     if (st->rel_open) out_abort(&st->rel_out);
     if (st->cls_open) out_abort(&st->cls_out);
@@ -1102,9 +1186,10 @@ void run_cleanup(run_state *st)
         free(st->rel_names[k]);
     for (int k = 0; k < st->n_warnings; k++)
         free(st->warnings[k]);
-    free(st->class_names), free(st->rel_names), free(st->weights), free(st->stripe),
-        free(st->stripe_valid), free(st->batch_x), free(st->batch_r), free(st->batch_s),
-        free(st->batch_x0), free(st->batch_valid), free(st->tile_rp), free(st->tile_vals), free(st->rows), free(st->cls_rows),
+    free(st->class_names), free(st->rel_names), free(st->weights), free(st->stripe[0]),
+        free(st->stripe[1]), free(st->stripe_valid[0]), free(st->stripe_valid[1]),
+        free(st->rows[0]), free(st->rows[1]), free(st->batch_x), free(st->batch_r), free(st->batch_s),
+        free(st->batch_x0), free(st->batch_valid), free(st->tile_rp), free(st->tile_vals), free(st->cls_rows),
         free(st->score_rows), free(st->class_pixels), free(st->occl_x), free(st->occl_s);
     band_stats_free(&st->bs);
     if (st->m != st->job->loaded_model)
@@ -1155,6 +1240,7 @@ int scene_job_run(scene_job *j, glrp_error *err)
         rc = run_open_outputs(&st, err);
     if (!rc)
         rc = alloc_buffers(&st, err);
+    st.t_setup = now() - t_start;
     if (!rc && j->part_count) {
         rc = part_run_open(&st, err);
         if (!rc)

@@ -174,6 +174,56 @@ int scene_read(scene *s, int x0, int y0, int w, int h, float *out, uint8_t *vali
     return 0;
 }
 
+int scene_band_ranges(scene *s, double *min, double *max, glrp_error *err)
+{
+    const int C = s->n_bands, W = s->width;
+    double nodata[SCENE_MAX_BANDS];
+    int has_nodata[SCENE_MAX_BANDS];
+    for (int k = 0; k < C; k++) {
+        nodata[k] = GDALGetRasterNoDataValue(GDALGetRasterBand(s->ds, s->band_index[k]),
+                                             &has_nodata[k]);
+        min[k] = INFINITY, max[k] = -INFINITY;
+    }
+    int block_rows = 0;
+    GDALGetBlockSize(GDALGetRasterBand(s->ds, s->band_index[0]), &(int){0}, &block_rows);
+    if (block_rows < 1)
+        block_rows = 1;
+    /* whole blocks per read, a stripe of at least 64 rows */
+    int rows = (64 + block_rows - 1) / block_rows * block_rows;
+    if (rows > s->height)
+        rows = s->height;
+    double *v = glrp_alloc((size_t)C * rows * W, sizeof *v);
+    if (!v)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
+    for (int y0 = 0; y0 < s->height; y0 += rows) {
+        const int h = s->height - y0 < rows ? s->height - y0 : rows;
+        const size_t plane = (size_t)h * W;
+        CPLErrorReset();
+        if (GDALDatasetRasterIOEx(s->ds, GF_Read, 0, y0, W, h, v, W, h, GDT_Float64, C,
+                                  s->band_index, 0, 0, 0, NULL) != CE_None) {
+            free(v);
+            return glrp_fail(err, GLRP_ERR_RUNTIME, "%s: cannot read rows %d to %d: %s",
+                             s->path, y0, y0 + h - 1, CPLGetLastErrorMsg());
+        }
+        for (int k = 0; k < C; k++) {
+            const double *p = v + (size_t)k * plane;
+            double lo = min[k], hi = max[k];
+            for (size_t e = 0; e < plane; e++) {
+                if (!isfinite(p[e]) || (has_nodata[k] && p[e] == nodata[k]))
+                    continue;
+                if (p[e] < lo) lo = p[e];
+                if (p[e] > hi) hi = p[e];
+            }
+            min[k] = lo, max[k] = hi;
+        }
+    }
+    free(v);
+    for (int k = 0; k < C; k++)
+        if (min[k] > max[k])
+            min[k] = max[k] = NAN;
+    return 0;
+}
+
 long long scene_count_nonfinite(const scene *s, const float *data, size_t plane, size_t first,
                                 size_t count)
 {

@@ -43,6 +43,13 @@ void scene_close(scene *s);
 int scene_read(scene *s, int x0, int y0, int w, int h, float *out, uint8_t *valid,
                glrp_error *err);
 
+/* The smallest and largest value of each selected band (before scale/offset), leaving out
+ * the band's own nodata value and non-finite values, as GDALComputeRasterMinMax does; NaN
+ * for a band without any such value. One pass over the scene reading all bands together:
+ * band by band, a pixel-interleaved file larger than GDAL's cache is decoded once per band
+ * (13 times for Sentinel-2). */
+int scene_band_ranges(scene *s, double *min, double *max, glrp_error *err);
+
 /* Of the pixels [first, first + count) of a window scene_read returned (band planes plane
  * values apart), how many hold NaN or +-Inf in some band where that is not the band's
  * nodata value: broken data rather than declared nodata (scene_read marks both invalid). */

@@ -1,6 +1,7 @@
 #include "util/parallel.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 static int g_threads = 1;
 
@@ -17,14 +18,24 @@ int parallel_threads(void)
 typedef struct {
     parallel_fn fn;
     void *ctx;
-    int n_tasks, stride, thread;
+    int n_tasks;
+    atomic_int next; /* the next task nobody has taken */
+} loop;
+
+typedef struct {
+    loop *l;
+    int thread;
 } worker;
 
+/* Tasks are taken one at a time rather than dealt out in advance: a thread slowed by
+ * another process (or by geolrp's own reader and writer) then takes fewer, instead of the
+ * others waiting for it. Which thread runs a task never changes its result. */
 static void *run_worker(void *arg)
 {
     worker *w = arg;
-    for (int t = w->thread; t < w->n_tasks; t += w->stride)
-        w->fn(w->ctx, t, w->thread);
+    loop *l = w->l;
+    for (int t; (t = atomic_fetch_add(&l->next, 1)) < l->n_tasks;)
+        l->fn(l->ctx, t, w->thread);
     return NULL;
 }
 
@@ -38,18 +49,16 @@ void parallel_for(int n_tasks, parallel_fn fn, void *ctx)
     }
     pthread_t ids[256];
     worker w[256];
+    loop l = {fn, ctx, n_tasks, 0};
     int started = 1;
     for (int k = 0; k < threads; k++)
-        w[k] = (worker){fn, ctx, n_tasks, threads, k};
+        w[k] = (worker){&l, k};
     for (int k = 1; k < threads; k++) {
         if (pthread_create(&ids[k], NULL, run_worker, &w[k]) != 0)
-            break; /* fewer threads: the tasks of the missing ones run below */
+            break; /* fewer threads: the caller takes their tasks */
         started++;
     }
-    /* Thread 0 is the caller; tasks of threads that failed to start run here too. */
-    for (int k = 0; k < threads; k++)
-        if (k == 0 || k >= started)
-            run_worker(&w[k]);
+    run_worker(&w[0]); /* thread 0 is the caller */
     for (int k = 1; k < started; k++)
         pthread_join(ids[k], NULL);
 }

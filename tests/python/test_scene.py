@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import unittest
+import warnings
 
 import numpy as np
 from osgeo import gdal
@@ -143,6 +144,22 @@ class LandsatScene(SceneCase):
         info = gdal.Info(self.out)
         self.assertIn('LAYOUT=COG', info)
         self.assertIn('Overviews:', info)
+
+    def test_overviews_are_exact(self):
+        # geolrp streams the overviews itself: each pixel is the mean of the full-resolution
+        # pixels it covers (relevance, scores) or their most frequent class (class map)
+        for path, kind in ((self.out, 'mean'), (self.scores_path, 'mean'),
+                           (self.cls_path, 'mode')):
+            bad, levels = overview_mismatches(path, kind)
+            self.assertEqual(levels, 1, path)  # 627 x 603 with 512-pixel blocks
+            self.assertEqual(bad, [], path)
+
+    def test_cogs_validate(self):
+        # GDAL's own COG validator, with the full check of every block's position
+        from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
+        for path in (self.out, self.cls_path, self.scores_path):
+            errors, warnings = v.validate(path, full_check=True)[:2]
+            self.assertEqual(errors, [], path)
 
     def test_no_leftover_files(self):
         # the outputs, their styles, and GDAL side-cars of the outputs (the class names of
@@ -280,6 +297,49 @@ class LandsatScene(SceneCase):
 
 # ----------------------------------------------------------------- a masked scene (RGB) ---
 
+def overview_blocks(a, f):
+    """(H/f, W/f, f*f) blocks of a 2-D array, padded with NaN at the right and bottom."""
+    h, w = a.shape
+    H, W = -(-h // f), -(-w // f)
+    p = np.full((H * f, W * f), np.nan)
+    p[:h, :w] = a
+    return p.reshape(H, f, W, f).transpose(0, 2, 1, 3).reshape(H, W, f * f)
+
+
+def overview_mismatches(path, kind):
+    """Pixels of every overview level of every band that are not the mean (kind 'mean':
+    NaN-aware) or the most frequent class (kind 'mode': 255 is nodata, ties to the lower
+    class) of the full-resolution pixels they cover; and the number of levels."""
+    ds = gdal.Open(path)
+    bad, levels = [], None
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        full = band.ReadAsArray().astype(np.float64)
+        levels = band.GetOverviewCount()
+        for k in range(levels):
+            ov = band.GetOverview(k).ReadAsArray().astype(np.float64)
+            blocks = overview_blocks(full, 2 << k)
+            if ov.shape != blocks.shape[:2]:
+                bad.append((b, k, 'shape %s, expected %s' % (ov.shape, blocks.shape[:2])))
+                continue
+            if kind == 'mean':
+                with warnings.catch_warnings():  # all-NaN blocks: NaN, as expected
+                    warnings.simplefilter('ignore', RuntimeWarning)
+                    exp = np.nanmean(blocks, axis=2)
+                ok = np.where(np.isnan(exp), np.isnan(ov),
+                              np.abs(ov - exp) <= 1e-5 * (np.abs(exp) + 1e-30))
+            else:
+                blocks[blocks == 255] = np.nan
+                exp = np.full(blocks.shape[:2], 255.0)
+                counts = np.stack([(blocks == c).sum(axis=2) for c in range(255)])
+                best = counts.argmax(axis=0)  # first maximum: the lower class
+                exp = np.where(counts.max(axis=0) > 0, best, 255)
+                ok = ov == exp
+            if not ok.all():
+                bad.append((b, k, int((~ok).sum())))
+    return bad, levels
+
+
 class MaskedScene(SceneCase):
     """RGB.byte.tif: nodata 0 around the scene edge; NaN exactly there."""
 
@@ -303,6 +363,22 @@ class MaskedScene(SceneCase):
         self.assertCOG(r)
         self.assertEqual(r.descriptions(), ['relevance_total', 'relevance_band1',
                                             'relevance_band2', 'relevance_band3'])
+
+    def test_overviews_leave_out_nodata(self):
+        # blocks half outside the scene's mask average only their valid pixels; blocks
+        # entirely outside stay NaN (255 in the class map)
+        for path, kind in ((self.out, 'mean'), (self.scores_path, 'mean'),
+                           (self.cls_path, 'mode')):
+            bad, levels = overview_mismatches(path, kind)
+            self.assertEqual(levels, 1, path)
+            self.assertEqual(bad, [], path)
+        ds = gdal.Open(self.out)  # kept open: its bands die with it
+        ov = ds.GetRasterBand(1).GetOverview(0).ReadAsArray()
+        blocks = overview_blocks(self.valid.astype(np.float64), 2)
+        some = blocks.sum(axis=2)
+        self.assertTrue(np.all(np.isnan(ov[some == 0])))
+        self.assertTrue(np.all(np.isfinite(ov[some > 0])))
+        self.assertGreater(int(((some > 0) & (some < 4)).sum()), 0, 'no partial block tested')
 
     def test_nan_exactly_where_masked(self):
         self.assertGreater((~self.valid).sum(), 1000)   # the data do have a border
@@ -453,6 +529,64 @@ class Options(SceneCase):
                                   code=2)
             self.assertIn('--co', res.stderr)
             self.assertEqual(os.listdir(os.path.dirname(out)), [], bad)
+
+    def test_overview_options(self):
+        # geolrp makes the overview levels the COG options ask for, exactly; another
+        # resampling is left to GDAL; OVERVIEWS=NONE makes none. Values never change.
+        runs = {}
+        for name, co in (('default', []), ('two', ['OVERVIEW_COUNT=2']),
+                         ('gdal', ['OVERVIEW_COUNT=1', 'OVERVIEW_RESAMPLING=NEAREST']),
+                         ('none', ['OVERVIEWS=NONE', 'OVERVIEW_COUNT=2'])):
+            extra = ['-q', '--class-map', self.path('c.tif')]
+            for c in co:
+                extra += ['--co', c]
+            out, _ = self.explain(self.crop, MODELS['l8'], extra=extra)
+            runs[name] = out
+            # the class map gets the same levels, exact modes unless GDAL makes them
+            bad, levels = overview_mismatches(extra[2], 'mode')
+            self.assertEqual(levels, overview_mismatches(out, 'mean')[1], name)
+            if name != 'gdal':
+                self.assertEqual(bad, [], name)
+        self.assertEqual(overview_mismatches(runs['default'], 'mean'), ([], 0))  # 112 x 80
+        self.assertEqual(overview_mismatches(runs['two'], 'mean'), ([], 2))
+        self.assertEqual(overview_mismatches(runs['none'], 'mean'), ([], 0))
+        bad, levels = overview_mismatches(runs['gdal'], 'mean')
+        self.assertEqual(levels, 1)
+        self.assertNotEqual(bad, [], 'GDAL nearest-neighbour overviews equal exact means?')
+        full = L.Raster(runs['default']).data
+        for name, out in runs.items():
+            self.assertTrue(L.arrays_equal_nan(L.Raster(out).data, full), name)
+            self.assertCOG(L.Raster(out))
+        # nearest neighbour: every overview pixel is one of the four it covers
+        ds = gdal.Open(runs['gdal'])
+        b = ds.GetRasterBand(2)
+        ov, blocks = b.GetOverview(0).ReadAsArray(), overview_blocks(b.ReadAsArray(), 2)
+        self.assertTrue(np.all(np.any(blocks == ov[..., None], axis=2) | np.isnan(ov)))
+
+    def test_zbox_bounds_are_the_band_ranges(self):
+        # The default zbox bounds are the exact band ranges (each band's nodata value left
+        # out, as GDALComputeRasterMinMax does), found in one pass over all bands, plus
+        # the fill value (0 here: the model takes raw values).
+        nod = self.path('nodata.tif')
+        ds = gdal.Translate(nod, self.crop, creationOptions=['TILED=YES', 'BLOCKXSIZE=16',
+                                                            'BLOCKYSIZE=16',
+                                                            'INTERLEAVE=PIXEL'])
+        b1 = ds.GetRasterBand(1)
+        a = b1.ReadAsArray()
+        b1.SetNoDataValue(float(a.max()))  # band 1's largest value becomes its nodata
+        ds = None
+        out, _ = self.explain(nod, MODELS['l8'], extra=['-q'])
+        md = L.Raster(out).metadata
+        self.assertEqual(md.get('GEOLRP_ZBOX_SOURCE', 'band minimum and maximum'),
+                         'band minimum and maximum')
+        low = [float(v) for v in md['GEOLRP_ZBOX_LOW'].split(',')]
+        high = [float(v) for v in md['GEOLRP_ZBOX_HIGH'].split(',')]
+        ds = gdal.Open(nod)
+        for k in range(10):
+            mn, mx = ds.GetRasterBand(k + 1).ComputeRasterMinMax(False)
+            self.assertAlmostEqual(low[k], min(mn, 0.0), delta=1e-6 * abs(mn), msg=L8_BANDS[k])
+            self.assertAlmostEqual(high[k], max(mx, 0.0), delta=1e-6 * abs(mx), msg=L8_BANDS[k])
+        self.assertLess(high[0], float(a.max()), 'band 1 nodata counted in its range')
 
     def test_band_order_matters(self):
         a, _ = self.explain(self.crop, MODELS['l8_2band'], extra=['--bands', '5,4', '-q'])

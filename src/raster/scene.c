@@ -188,8 +188,14 @@ int scene_band_ranges(scene *s, double *min, double *max, glrp_error *err)
     GDALGetBlockSize(GDALGetRasterBand(s->ds, s->band_index[0]), &(int){0}, &block_rows);
     if (block_rows < 1)
         block_rows = 1;
-    /* whole blocks per read, a stripe of at least 64 rows */
+    /* Whole blocks per read, at least 64 rows, but at most 64 MiB of values: a tall
+     * block (one strip for the whole file) is then read in pieces, which GDAL's cache
+     * mostly absorbs, rather than all at once. */
+    const size_t row_bytes = (size_t)C * (size_t)W * sizeof(double);
     int rows = (64 + block_rows - 1) / block_rows * block_rows;
+    const size_t cap = ((size_t)64 << 20) / row_bytes;
+    if ((size_t)rows > cap)
+        rows = cap > 0 ? (int)cap : 1;
     if (rows > s->height)
         rows = s->height;
     double *v = glrp_alloc((size_t)C * rows * W, sizeof *v);

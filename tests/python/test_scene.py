@@ -567,10 +567,14 @@ class Options(SceneCase):
         # The default zbox bounds are the exact band ranges (each band's nodata value left
         # out, as GDALComputeRasterMinMax does), found in one pass over all bands, plus
         # the fill value (0 here: the model takes raw values).
+        # Small pixel-interleaved tiles, and one band-interleaved strip for the whole file.
+        for layout in (['TILED=YES', 'BLOCKXSIZE=16', 'BLOCKYSIZE=16', 'INTERLEAVE=PIXEL'],
+                       ['BLOCKYSIZE=80', 'INTERLEAVE=BAND']):
+            self.check_band_ranges(layout)
+
+    def check_band_ranges(self, layout):
         nod = self.path('nodata.tif')
-        ds = gdal.Translate(nod, self.crop, creationOptions=['TILED=YES', 'BLOCKXSIZE=16',
-                                                            'BLOCKYSIZE=16',
-                                                            'INTERLEAVE=PIXEL'])
+        ds = gdal.Translate(nod, self.crop, creationOptions=layout)
         b1 = ds.GetRasterBand(1)
         a = b1.ReadAsArray()
         b1.SetNoDataValue(float(a.max()))  # band 1's largest value becomes its nodata

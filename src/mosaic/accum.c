@@ -27,17 +27,21 @@ void accum_free(accum *a)
 void accum_add(accum *a, const float *values, const float *weights, int th, int tw, int x0,
                int y0, int w, int h)
 {
+    /* Row by row, band by band: both sides are read and written contiguously. Every sum
+     * gets the same single addition per tile as in any other order. */
     for (int y = 0; y < h; y++) {
         int r = y0 + y - a->base;
         if (r < 0 || r >= a->rows)
             continue;
-        for (int x = 0; x < w; x++) {
-            float wt = weights[y * tw + x];
-            size_t p = (size_t)r * a->width + (size_t)(x0 + x);
-            a->weight[p] += wt;
-            for (int b = 0; b < a->bands; b++)
-                a->sum[((size_t)r * a->bands + b) * a->width + (size_t)(x0 + x)] +=
-                    wt * values[((size_t)b * th + y) * tw + x];
+        const float *wt = weights + (size_t)y * tw;
+        float *weight = a->weight + (size_t)r * a->width + x0;
+        for (int x = 0; x < w; x++)
+            weight[x] += wt[x];
+        for (int b = 0; b < a->bands; b++) {
+            float *sum = a->sum + ((size_t)r * a->bands + b) * a->width + x0;
+            const float *v = values + ((size_t)b * th + y) * tw;
+            for (int x = 0; x < w; x++)
+                sum[x] += wt[x] * v[x];
         }
     }
 }

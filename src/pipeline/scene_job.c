@@ -780,6 +780,36 @@ int run_tile_grid(run_state *st, glrp_error *err)
     return 0;
 }
 
+/* Copies the tile at column x0 of the stripe (w x h of it inside the scene) into x
+ * (C, th, tw), with the fill value outside the scene, and its validity into valid (th,
+ * tw); returns the number of valid pixels. */
+static size_t cut_tile(const run_state *st, const float *stripe, const uint8_t *stripe_valid,
+                       size_t plane, int x0, int w, int h, float *x, uint8_t *valid)
+{
+    const size_t W = (size_t)st->sc.width, th = (size_t)st->th, tw = (size_t)st->tw;
+    const float fill = st->norm.fill_value;
+    size_t n_valid = 0;
+    memset(valid, 0, th * tw);
+    for (size_t y = 0; y < (size_t)h; y++) {
+        const uint8_t *v = stripe_valid + y * W + (size_t)x0;
+        memcpy(valid + y * tw, v, (size_t)w);
+        for (int xx = 0; xx < w; xx++)
+            n_valid += v[xx];
+    }
+    for (int c = 0; c < st->C; c++) {
+        float *dst = x + (size_t)c * th * tw;
+        for (size_t y = 0; y < th; y++) {
+            size_t inside = y < (size_t)h ? (size_t)w : 0;
+            if (inside)
+                memcpy(dst + y * tw, stripe + (size_t)c * plane + y * W + (size_t)x0,
+                       inside * sizeof *dst);
+            for (size_t xx = inside; xx < tw; xx++)
+                dst[y * tw + xx] = fill;
+        }
+    }
+    return n_valid;
+}
+
 /* Tile rows [row_begin, row_end): all of them, or those of a part. */
 static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
 {
@@ -787,7 +817,6 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
     const int W = st->sc.width, H = st->sc.height, nx = st->nx;
     const int *ys = st->ys, *xs = st->xs;
     const size_t tile = (size_t)st->th * st->tw;
-    const float fill = st->norm.fill_value;
     const long tiles_here = (long)(row_end - row_begin) * nx;
     int rc = 0;
     st->prog.quiet = j->quiet;
@@ -814,22 +843,7 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
             const int x0 = xs[tx], w = W - x0 < st->tw ? W - x0 : st->tw;
             float *x = st->batch_x + (size_t)st->n_batch * st->C * tile;
             uint8_t *tv = st->batch_valid + (size_t)st->n_batch * tile;
-            memset(tv, 0, tile);
-            size_t n_valid = 0;
-            for (int c = 0; c < st->C; c++)
-                for (int y = 0; y < st->th; y++)
-                    for (int xx = 0; xx < st->tw; xx++) {
-                        float v = fill;
-                        if (y < h && xx < w) {
-                            size_t src = (size_t)y * W + (size_t)(x0 + xx);
-                            v = stripe[(size_t)c * plane + src];
-                            if (c == 0) {
-                                n_valid += stripe_valid[src];
-                                tv[y * st->tw + xx] = stripe_valid[src];
-                            }
-                        }
-                        x[((size_t)c * st->th + y) * st->tw + xx] = v;
-                    }
+            const size_t n_valid = cut_tile(st, stripe, stripe_valid, plane, x0, w, h, x, tv);
             st->tiles_done++;
             if (n_valid == 0) {
                 st->skipped_empty++;

@@ -90,11 +90,11 @@ static int complete_rows(ovr_stream *s, int k, ovr_emit_fn emit, void *ctx)
         if (k < s->levels) {
             const size_t up = (size_t)s->width[k + 1];
             for (int c = 0; c < per_column; c++)
-                for (size_t x = 0; x < w; x++) {
+                for (size_t x = 0; x < w; x++)
                     s->count[k + 1][c * up + x / 2] += s->count[k][c * w + x];
-                    if (s->sum[k])
-                        s->sum[k + 1][c * up + x / 2] += s->sum[k][c * w + x];
-                }
+            for (int c = 0; s->sum[k] && c < per_column; c++)
+                for (size_t x = 0; x < w; x++)
+                    s->sum[k + 1][c * up + x / 2] += s->sum[k][c * w + x];
         }
         memset(s->count[k], 0, (size_t)per_column * w * sizeof *s->count[k]);
         if (s->sum[k])

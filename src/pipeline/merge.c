@@ -292,6 +292,7 @@ static int merge_parts(run_state *st, const merge_job *mj, part_reader *r, int *
     if (!rc)
         blend_weights(j->blend, st->th, st->tw, st->stride_y, st->stride_x, st->weights);
     st->prog.quiet = j->quiet;
+    bg_start(&st->writer); /* rows replayed so far are written while the next part is read */
     for (int i = 0; !rc && i < N; i++) {
         int next_seam = st->grid.height;
         for (int k = i + 1; k < N; k++)
@@ -299,8 +300,6 @@ static int merge_parts(run_state *st, const merge_job *mj, part_reader *r, int *
                 next_seam = g[k].seam;
                 break;
             }
-        if (!st->writer.started) /* the rows replayed so far are written while it goes on */
-            bg_start(&st->writer);
         double t0 = run_now();
         rc = replay_part(st, &r[order[i]], &g[i], next_seam, tbuf, rbuf, err);
         st->t_mosaic += run_now() - t0;

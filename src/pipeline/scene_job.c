@@ -704,14 +704,20 @@ int run_flush_rows(run_state *st, int until, glrp_error *err)
     return 0;
 }
 
-int run_flush_wait(run_state *st, glrp_error *err)
+/* Waits for the job handed to b, counting the wait; its error (job_err) into err. */
+static int collect(run_state *st, background *b, const glrp_error *job_err, glrp_error *err)
 {
     double t0 = now();
-    int rc = bg_wait(&st->writer);
+    int rc = bg_wait(b);
     st->t_wait += now() - t0;
     if (rc)
-        *err = st->wjob.err;
+        *err = *job_err;
     return rc;
+}
+
+int run_flush_wait(run_state *st, glrp_error *err)
+{
+    return collect(st, &st->writer, &st->wjob.err, err);
 }
 
 int run_flush_end(run_state *st, int rc, glrp_error *err)
@@ -755,17 +761,6 @@ static void read_ahead(run_state *st, int ty)
     st->rjob = (read_job){.st = st, .y0 = y0, .h = H - y0 < st->th ? H - y0 : st->th,
                           .values = st->stripe[ty % 2], .valid = st->stripe_valid[ty % 2]};
     bg_submit(&st->reader, read_stripe, &st->rjob);
-}
-
-/* Waits for the stripe handed to the reader. */
-static int read_wait(run_state *st, glrp_error *err)
-{
-    double t0 = now();
-    int rc = bg_wait(&st->reader);
-    st->t_wait += now() - t0;
-    if (rc)
-        *err = st->rjob.err;
-    return rc;
 }
 
 int run_tile_grid(run_state *st, glrp_error *err)
@@ -829,7 +824,7 @@ static int process(run_state *st, int row_begin, int row_end, glrp_error *err)
         read_ahead(st, row_begin);
     for (int ty = row_begin; ty < row_end && !rc; ty++) {
         const int y0 = ys[ty], h = H - y0 < st->th ? H - y0 : st->th;
-        if ((rc = read_wait(st, err)))
+        if ((rc = collect(st, &st->reader, &st->rjob.err, err)))
             break;
         const float *stripe = st->stripe[ty % 2];
         const uint8_t *stripe_valid = st->stripe_valid[ty % 2];

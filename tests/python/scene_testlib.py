@@ -8,6 +8,7 @@ Debian's interpreter only (/usr/bin/python3): torch, onnx, numpy and the GDAL bi
 """
 
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -32,6 +33,16 @@ GEOLRP = None
 
 SANITIZER_MARKERS = ('AddressSanitizer', 'UndefinedBehaviorSanitizer', 'LeakSanitizer',
                      'runtime error:', 'Segmentation fault', 'core dumped')
+
+
+_workdirs = itertools.count(1)
+
+
+def new_workdir(root):
+    """A new, empty folder root/wNNNN: each test's outputs apart from the others'."""
+    d = os.path.join(root, 'w%04d' % next(_workdirs))
+    os.makedirs(d)
+    return d
 
 
 class CrashChecks:

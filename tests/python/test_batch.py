@@ -121,13 +121,8 @@ def relevance(d, name):
 
 
 class BatchCase(L.CrashChecks, unittest.TestCase):
-    _n = 0
-
     def workdir(self):
-        BatchCase._n += 1
-        d = os.path.join(TMP, 'w%03d' % BatchCase._n)
-        os.makedirs(d)
-        return d
+        return L.new_workdir(TMP)
 
     def assertSameOutputs(self, a, b, names):
         """Relevance and class map of each scene bit-identical in folders a and b."""

@@ -85,13 +85,8 @@ def read_part(path):
 
 
 class PartsCase(L.CrashChecks, unittest.TestCase):
-    _n = 0
-
     def dir(self):
-        PartsCase._n += 1
-        d = os.path.join(TMP, 'w%03d' % PartsCase._n)
-        os.makedirs(d)
-        return d
+        return L.new_workdir(TMP)
 
     def single(self, scene, model, d, extra=(), bands_report=True):
         outs = ['-o', os.path.join(d, 'rel.tif'), '--class-map', os.path.join(d, 'classes.tif'),

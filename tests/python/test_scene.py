@@ -72,13 +72,8 @@ def tearDownModule():
 
 
 class SceneCase(L.CrashChecks, unittest.TestCase):
-    _n = 0
-
     def path(self, name):
-        SceneCase._n += 1
-        d = os.path.join(TMP, 'w%04d' % SceneCase._n)
-        os.makedirs(d, exist_ok=True)
-        return os.path.join(d, name)
+        return os.path.join(L.new_workdir(TMP), name)
 
     def explain(self, scene, model, out=None, extra=(), code=0):
         out = out or self.path('rel.tif')
@@ -767,7 +762,7 @@ class TileConsistency(SceneCase):
         for opt in ('--target', '--init'):   # relevance takes class indices only
             if opt in extra:
                 rel_extra += [opt, extra[extra.index(opt) + 1]]
-        R, S, res = L.relevance(model, X, self.dir, name + str(SceneCase._n), rel_extra)
+        R, S, res = L.relevance(model, X, L.new_workdir(TMP), name, rel_extra)
         self.assertExit(res, 0)
         self.assertEqual(R.shape, X.shape)
         scale = np.abs(R).max()

@@ -92,7 +92,10 @@ fuzz() {
         # -malloc_limit_mb: above the loader's own 8 GiB plan cap, which is what must
         # refuse big models (libFuzzer's default would report any malloc over 2 GiB);
         # the default 2 GiB resident limit still reports inputs that really use memory.
-        if ! "$root/build-fuzz/tests/fuzz/fuzz_$t" "$work/corpus" \
+        dict=""
+        [ -f "$root/tests/fuzz/$t.dict" ] && dict="-dict=$root/tests/fuzz/$t.dict"
+        # shellcheck disable=SC2086 # $dict is one word or none
+        if ! "$root/build-fuzz/tests/fuzz/fuzz_$t" "$work/corpus" $dict \
             -max_total_time="$FUZZ_SECONDS" -timeout=20 -malloc_limit_mb=8400 \
             -artifact_prefix="$work/artifacts/" -print_final_stats=1 \
             >"$work/log.txt" 2>&1; then

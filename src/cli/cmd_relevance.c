@@ -332,8 +332,16 @@ static int run(options *o, glrp_error *err)
             in_sum += stats[k].relevance_input;
             start_sum += stats[k].relevance_start;
         }
-        fprintf(stderr, "%zu samples explained; relevance reaching the input / put in: %.6g "
-                "(sums over all samples)\n", n_total, start_sum != 0 ? in_sum / start_sum : NAN);
+        if (!isfinite(start_sum))
+            fprintf(stderr, "%zu samples explained; warning: some explained scores are NaN "
+                    "or infinite (the model's forward pass overflowed or divided by 0), and "
+                    "so is their relevance\n", n_total);
+        else if (start_sum != 0)
+            fprintf(stderr, "%zu samples explained; relevance reaching the input / put in: "
+                    "%.6g (sums over all samples)\n", n_total, in_sum / start_sum);
+        else /* every explained score was 0: there was nothing to conserve */
+            fprintf(stderr, "%zu samples explained; no relevance was put in (the explained "
+                    "scores sum to 0)\n", n_total);
     }
 done:
     outset_discard(&staged);

@@ -121,49 +121,55 @@ static glrp_layer *sole_linear_producer(importer *im, const value *x)
     return L;
 }
 
-/* Expands a constant to a per-sample array over an activation's shape (numpy
- * broadcasting against (N, dims...); a leading batch dimension must be 1). */
-static float *broadcast_const(importer *im, const const_tensor *c, const glrp_tensor *t,
-                              glrp_error *err)
+/* The shape a constant broadcasts with against an activation (numpy broadcasting against
+ * (N, dims...); a leading batch dimension must be 1), as 3-D per-sample dims where 1 marks a
+ * broadcast axis. The constant's own values are then in row-major order over these dims. */
+static int broadcast_shape(importer *im, const const_tensor *c, const glrp_tensor *t,
+                           int64_t pdims[3], glrp_error *err)
 {
     int full_rank = t->rank + 1;
     int64_t full[GLRP_MAX_RANK + 1];
     full[0] = 1;
     for (int k = 0; k < t->rank; k++)
         full[k + 1] = t->dims[k];
-    if (c->rank > full_rank) {
-        imp_node_error(im, err, GLRP_ERR_INPUT, "constant of rank %d does not broadcast to "
-                       "the activation of rank %d", c->rank, full_rank);
-        return NULL;
-    }
+    if (c->rank > full_rank)
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "constant of rank %d does not "
+                              "broadcast to the activation of rank %d", c->rank, full_rank);
+    pdims[0] = pdims[1] = pdims[2] = 1;
     for (int k = 0; k < c->rank; k++) {
-        int64_t cd = c->dims[k], ad = full[full_rank - c->rank + k];
-        if (cd != 1 && cd != ad) {
-            imp_node_error(im, err, GLRP_ERR_INPUT, "constant dimension %d (%lld) does not "
-                           "broadcast to %lld", k, (long long)cd, (long long)ad);
-            return NULL;
-        }
+        int fk = full_rank - c->rank + k; /* axis of (N, dims...) this dimension meets */
+        int64_t cd = c->dims[k], ad = full[fk];
+        if (cd != 1 && cd != ad)
+            return imp_node_error(im, err, GLRP_ERR_INPUT, "constant dimension %d (%lld) does "
+                                  "not broadcast to %lld", k, (long long)cd, (long long)ad);
+        if (fk >= 1)
+            pdims[3 - t->rank + fk - 1] = cd;
     }
-    float *out = glrp_alloc(t->numel, sizeof *out);
-    if (!out) {
-        glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-        return NULL;
+    return 0;
+}
+
+/* Makes an affine layer on x owning scale and shift, whose values are laid out row-major
+ * over pdims (3-D per-sample broadcast dims, as broadcast_shape gives). */
+static int affine_layer(importer *im, const value *x, const int64_t pdims[3], float *scale,
+                        float *shift, glrp_error *err)
+{
+    glrp_layer *L = same_shape_layer(im, OP_AFFINE, x, err);
+    if (!L) {
+        free(scale);
+        free(shift);
+        return err->code;
     }
-    for (size_t e = 0; e < t->numel; e++) {
-        size_t rem = e, src = 0, stride = 1;
-        for (int k = full_rank - 1; k >= 1; k--) {
-            size_t coord = rem % (size_t)full[k];
-            rem /= (size_t)full[k];
-            int ck = k - (full_rank - c->rank);
-            if (ck >= 0) {
-                if (c->dims[ck] != 1)
-                    src += coord * stride;
-                stride *= (size_t)c->dims[ck];
-            }
-        }
-        out[e] = const_get_f(c, src);
+    L->scale = scale;
+    L->shift = shift;
+    const glrp_tensor *t = act_of(im, x);
+    size_t stride = 1;
+    for (int k = 2; k >= 0; k--) {
+        int tk = k - (3 - t->rank); /* per-sample axis, or < 0 for a padded one */
+        L->aff_dims[k] = tk >= 0 ? (size_t)t->dims[tk] : 1;
+        L->aff_stride[k] = pdims[k] == 1 ? 0 : stride;
+        stride *= (size_t)pdims[k];
     }
-    return out;
+    return 0;
 }
 
 /* Per-output-channel values of a constant that broadcasts as a bias of L. */
@@ -453,28 +459,10 @@ static int build_batchnorm(importer *im, glrp_error *err)
         free(shift);
         return alias(im, x, 0, err);
     }
-    /* Cannot fold: an affine layer (relevance passes through it). */
-    glrp_layer *L = same_shape_layer(im, OP_AFFINE, x, err);
-    if (!L) {
-        free(scale);
-        free(shift);
-        return err->code;
-    }
-    L->scale = glrp_alloc(t->numel, sizeof *L->scale);
-    L->shift = glrp_alloc(t->numel, sizeof *L->shift);
-    if (!L->scale || !L->shift) {
-        free(scale);
-        free(shift);
-        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-    }
-    size_t per_c = t->numel / (size_t)c;
-    for (size_t e = 0; e < t->numel; e++) {
-        L->scale[e] = scale[e / per_c];
-        L->shift[e] = shift[e / per_c];
-    }
-    free(scale);
-    free(shift);
-    return 0;
+    /* Cannot fold: an affine layer (relevance passes through it), one value per channel. */
+    int64_t pdims[3] = {1, 1, 1};
+    pdims[3 - t->rank] = c;
+    return affine_layer(im, x, pdims, scale, shift, err);
 }
 
 /* ------------------------------------------------ element-wise arithmetic --- */
@@ -517,31 +505,28 @@ static int build_arith(importer *im, char op, glrp_error *err)
         }
         free(bias);
     }
-    float *cv = broadcast_const(im, &c->c, t, err);
-    if (!cv)
+    int64_t pdims[3];
+    if (broadcast_shape(im, &c->c, t, pdims, err))
         return err->code;
-    glrp_layer *L = same_shape_layer(im, OP_AFFINE, x, err);
-    float *one = L ? glrp_alloc(t->numel, sizeof *one) : NULL, *zero = NULL;
-    if (one)
-        zero = glrp_alloc(t->numel, sizeof *zero);
-    if (!zero) {
-        free(cv);
+    size_t count = c->c.count; /* = the product of pdims: the batch dimension is 1 */
+    float *one = glrp_alloc(count, sizeof *one), *zero = glrp_alloc(count, sizeof *zero);
+    if (!one || !zero) {
         free(one);
-        return L ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : err->code;
+        free(zero);
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     }
-    for (size_t e = 0; e < t->numel; e++) {
-        one[e] = 1.0f;
+    for (size_t p = 0; p < count; p++) {
+        float v = const_get_f(&c->c, p);
+        one[p] = 1.0f;
+        zero[p] = 0.0f;
         switch (op) {
-        case '+': zero[e] = cv[e]; break;
-        case '-': if (act_first) zero[e] = -cv[e]; else { one[e] = -1.0f; zero[e] = cv[e]; } break;
-        case '*': one[e] = cv[e]; break;
-        default: one[e] = 1.0f / cv[e]; break;
+        case '+': zero[p] = v; break;
+        case '-': if (act_first) zero[p] = -v; else { one[p] = -1.0f; zero[p] = v; } break;
+        case '*': one[p] = v; break;
+        default: one[p] = 1.0f / v; break;
         }
     }
-    free(cv);
-    L->scale = one;
-    L->shift = zero;
-    return 0;
+    return affine_layer(im, x, pdims, one, zero, err);
 }
 
 /* ------------------------------------------------------------- pooling --- */

@@ -39,7 +39,8 @@ float const_get_f(const const_tensor *c, size_t k)
     return c->type == CT_F32 ? c->f[k] : (float)c->i[k];
 }
 
-static int const_alloc(const_tensor *c, const_type type, int rank, const int64_t *dims,
+/* Sets the type, shape and element count of c, with nothing allocated yet. */
+static int const_shape(const_tensor *c, const_type type, int rank, const int64_t *dims,
                        glrp_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -60,7 +61,18 @@ static int const_alloc(const_tensor *c, const_type type, int rank, const int64_t
                              "elements)");
         c->count = n;
     }
-    if (type == CT_F32)
+    return 0;
+}
+
+static size_t const_bytes(const const_tensor *c)
+{
+    return c->count * (c->type == CT_F32 ? sizeof *c->f : sizeof *c->i);
+}
+
+/* Allocates the elements of a tensor shaped by const_shape. */
+static int const_data(const_tensor *c, glrp_error *err)
+{
+    if (c->type == CT_F32)
         c->f = glrp_alloc(c->count, sizeof *c->f);
     else
         c->i = glrp_alloc(c->count, sizeof *c->i);
@@ -68,6 +80,52 @@ static int const_alloc(const_tensor *c, const_type type, int rank, const int64_t
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for a tensor of %zu elements",
                          c->count);
     return 0;
+}
+
+static int const_alloc(const_tensor *c, const_type type, int rank, const int64_t *dims,
+                       glrp_error *err)
+{
+    int rc = const_shape(c, type, rank, dims, err);
+    return rc ? rc : const_data(c, err);
+}
+
+/* Constants computed while loading may take this much memory in all: four times the file
+ * (room for a Cast and a Reshape of every weight) plus 256 MiB of shape arithmetic.
+ * Without a bound, a few hundred bytes (ConstantOfShape of a huge shape, found by
+ * fuzz_onnx, or a chain of Identity nodes over one weight) ask for gigabytes, whereas
+ * constants read from the file are bounded by its size already. */
+static int fold_charge(importer *im, size_t bytes, glrp_error *err)
+{
+    size_t budget = 4 * im->file_bytes + ((size_t)256 << 20);
+    if (bytes > budget - im->folded_bytes)
+        return imp_node_error(im, err, GLRP_ERR_INPUT, "constants computed while loading "
+                              "would take %zu MiB, more than the %zu MiB allowed for this "
+                              "%zu-byte file (4 x its size + 256 MiB)",
+                              (im->folded_bytes >> 20) + (bytes >> 20), budget >> 20,
+                              im->file_bytes);
+    im->folded_bytes += bytes;
+    return 0;
+}
+
+/* const_copy for the result of a folded node, charged to the load's budget. */
+static int fold_copy(importer *im, const const_tensor *src, const_tensor *dst,
+                     glrp_error *err)
+{
+    int rc = fold_charge(im, const_bytes(src), err);
+    if (rc)
+        return rc;
+    return const_copy(src, dst) ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : 0;
+}
+
+/* const_alloc for the result of a folded node, charged to the load's budget. */
+static int fold_alloc(importer *im, const_tensor *c, const_type type, int rank,
+                      const int64_t *dims, glrp_error *err)
+{
+    int rc = const_shape(c, type, rank, dims, err);
+    if (rc)
+        return imp_node_error(im, err, rc, "%s", err->msg);
+    rc = fold_charge(im, const_bytes(c), err);
+    return rc ? rc : const_data(c, err);
 }
 
 int const_copy(const const_tensor *src, const_tensor *dst)
@@ -253,20 +311,20 @@ static int fold_constant(importer *im, glrp_error *err)
     }
     int64_t one = 1;
     if ((a = imp_attr(n, "value_float")) && a->has_f) {
-        if (const_alloc(c, CT_F32, 0, &one, err))
+        if (fold_alloc(im, c, CT_F32, 0, &one, err))
             return err->code;
         c->f[0] = a->f;
         return 0;
     }
     if ((a = imp_attr(n, "value_int")) && a->has_i) {
-        if (const_alloc(c, CT_I64, 0, &one, err))
+        if (fold_alloc(im, c, CT_I64, 0, &one, err))
             return err->code;
         c->i[0] = a->i;
         return 0;
     }
     if ((a = imp_attr(n, "value_floats"))) {
         int64_t d = (int64_t)a->n_floats;
-        if (const_alloc(c, CT_F32, 1, &d, err))
+        if (fold_alloc(im, c, CT_F32, 1, &d, err))
             return err->code;
         for (size_t k = 0; k < a->n_floats; k++)
             c->f[k] = a->floats[k];
@@ -274,7 +332,7 @@ static int fold_constant(importer *im, glrp_error *err)
     }
     if ((a = imp_attr(n, "value_ints"))) {
         int64_t d = (int64_t)a->n_ints;
-        if (const_alloc(c, CT_I64, 1, &d, err))
+        if (fold_alloc(im, c, CT_I64, 1, &d, err))
             return err->code;
         for (size_t k = 0; k < a->n_ints; k++)
             c->i[k] = a->ints[k];
@@ -311,7 +369,7 @@ static int fold_shape(importer *im, glrp_error *err)
     if (end < start) end = start;
     const_tensor *c = define_out(im, err);
     int64_t len = end - start;
-    if (!c || const_alloc(c, CT_I64, 1, &len, err))
+    if (!c || fold_alloc(im, c, CT_I64, 1, &len, err))
         return err->code;
     for (int64_t k = start; k < end; k++)
         c->i[k - start] = full[k];
@@ -342,7 +400,7 @@ static int fold_gather(importer *im, glrp_error *err)
     for (int k = (int)axis + 1; k < d->c.rank; k++)
         inner *= (size_t)d->c.dims[k];
     const_tensor *c = define_out(im, err);
-    if (!c || const_alloc(c, d->c.type, rank, dims, err))
+    if (!c || fold_alloc(im, c, d->c.type, rank, dims, err))
         return err->code;
     for (size_t o = 0; o < outer; o++)
         for (size_t j = 0; j < nidx; j++) {
@@ -425,8 +483,8 @@ static int fold_unsqueeze_squeeze(importer *im, int unsqueeze, glrp_error *err)
         }
     }
     const_tensor *c = define_out(im, err);
-    if (!c || const_copy(&x->c, c))
-        return c ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : err->code;
+    if (!c || fold_copy(im, &x->c, c, err))
+        return err->code;
     c->rank = rank;
     memcpy(c->dims, dims, sizeof dims);
     return 0;
@@ -459,7 +517,7 @@ static int fold_concat(importer *im, glrp_error *err)
         any_float |= v->c.type == CT_F32;
     }
     const_tensor *c = define_out(im, err);
-    if (!c || const_alloc(c, any_float ? CT_F32 : CT_I64, rank, dims, err))
+    if (!c || fold_alloc(im, c, any_float ? CT_F32 : CT_I64, rank, dims, err))
         return err->code;
     size_t outer = 1, inner = 1;
     for (int j = 0; j < axis; j++)
@@ -492,7 +550,7 @@ static int fold_cast(importer *im, glrp_error *err)
     if (!elem_size(to))
         return imp_node_error(im, err, GLRP_ERR_INPUT, "Cast to type %d not supported", to);
     const_tensor *c = define_out(im, err);
-    if (!c || const_alloc(c, is_float_type(to) ? CT_F32 : CT_I64, x->c.rank, x->c.dims, err))
+    if (!c || fold_alloc(im, c, is_float_type(to) ? CT_F32 : CT_I64, x->c.rank, x->c.dims, err))
         return err->code;
     for (size_t k = 0; k < c->count; k++) {
         if (c->f) c->f[k] = const_get_f(&x->c, k);
@@ -526,7 +584,7 @@ static int fold_constant_of_shape(importer *im, glrp_error *err)
     for (size_t k = 0; k < s->c.count; k++)
         dims[k] = const_get_i(&s->c, k);
     const_tensor *c = define_out(im, err);
-    int rc = !c || const_alloc(c, fill.type, (int)s->c.count, dims, err);
+    int rc = !c || fold_alloc(im, c, fill.type, (int)s->c.count, dims, err);
     for (size_t k = 0; !rc && k < c->count; k++) {
         if (fill.type == CT_F32)
             c->f[k] = fill.f[0];
@@ -557,7 +615,7 @@ static int fold_binary(importer *im, char op, glrp_error *err)
     }
     int is_float = a->c.type == CT_F32 || b->c.type == CT_F32;
     const_tensor *c = define_out(im, err);
-    if (!c || const_alloc(c, is_float ? CT_F32 : CT_I64, rank, dims, err))
+    if (!c || fold_alloc(im, c, is_float ? CT_F32 : CT_I64, rank, dims, err))
         return err->code;
     for (size_t e = 0; e < c->count; e++) {
         /* Decompose e into coordinates and map them into each operand. */
@@ -634,8 +692,8 @@ static int fold_reshape(importer *im, glrp_error *err)
             dims[infer] = known ? (int64_t)(x->c.count / known) : 0;
     }
     const_tensor *c = define_out(im, err);
-    if (!c || const_copy(&x->c, c))
-        return c ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : err->code;
+    if (!c || fold_copy(im, &x->c, c, err))
+        return err->code;
     size_t count = 1;
     for (int k = 0; k < rank; k++)
         count *= (size_t)dims[k];
@@ -708,7 +766,7 @@ static int fold_slice(importer *im, glrp_error *err)
         dims[a] = e > s ? (e - s + st - 1) / st : 0;
     }
     const_tensor *c = define_out(im, err);
-    if (!c || const_alloc(c, x->c.type, rank, dims, err))
+    if (!c || fold_alloc(im, c, x->c.type, rank, dims, err))
         return err->code;
     for (size_t e = 0; e < c->count; e++) {
         size_t rem = e, src = 0, stride = 1;
@@ -732,7 +790,7 @@ static int fold_identity(importer *im, glrp_error *err)
     const_tensor *c = define_out(im, err);
     if (!c)
         return err->code;
-    return const_copy(&x->c, c) ? glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory") : 0;
+    return fold_copy(im, &x->c, c, err);
 }
 
 int fold_node(importer *im, glrp_error *err)

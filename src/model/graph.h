@@ -74,7 +74,13 @@ typedef struct {
     glrp_linear lin;  /* OP_DENSE, OP_CONV */
     glrp_pool pool;   /* pooling ops */
     float alpha;      /* LeakyRelu slope */
-    float *scale, *shift; /* OP_AFFINE: per-sample sized arrays */
+    /* OP_AFFINE: y = x * scale[p] + shift[p]. The parameters keep their own broadcast
+     * shape, so a per-channel normalisation stores C values, not one per pixel: with the
+     * per-sample tensor seen as 3-D (left-padded with 1s), element (i, j, k) reads
+     * p = i * aff_stride[0] + j * aff_stride[1] + k * aff_stride[2], the stride being 0
+     * along a broadcast axis. */
+    float *scale, *shift;
+    size_t aff_dims[3], aff_stride[3];
     int axis;             /* OP_CONCAT: per-sample axis */
     int64_t pad_begin[GLRP_MAX_RANK], pad_end[GLRP_MAX_RANK]; /* OP_PAD */
     float pad_value;

@@ -44,6 +44,8 @@ typedef struct {
     int64_t declared_batch; /* the input's batch dim in the file, 0 when symbolic */
     int node_index;         /* index of the node being imported */
     const Onnx__NodeProto *node;
+    size_t file_bytes;      /* size of the ONNX file: bounds what folding may allocate */
+    size_t folded_bytes;    /* memory taken so far by constants computed while loading */
 } importer;
 
 /* Limits that stop absurd files before they cost memory. */

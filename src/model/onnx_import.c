@@ -117,8 +117,11 @@ const char *imp_attr_string(const Onnx__NodeProto *n, const char *name, const ch
     const Onnx__AttributeProto *a = imp_attr(n, name);
     if (!a || !a->has_s)
         return def;
+    /* protobuf-c leaves data NULL for an empty string, and memcpy from NULL is undefined
+       even for zero bytes. */
     size_t len = a->s.len < bufsize - 1 ? a->s.len : bufsize - 1;
-    memcpy(buf, a->s.data, len);
+    if (len)
+        memcpy(buf, a->s.data, len);
     buf[len] = '\0';
     return buf;
 }
@@ -428,7 +431,7 @@ int glrp_model_load_memory(const void *data, size_t len, const char *name, int m
     m->max_batch = max_batch;
     m->input = m->output = -1;
     m->path = glrp_strdup(name);
-    importer im = {.m = m, .path = name};
+    importer im = {.m = m, .path = name, .file_bytes = len};
     int rc = m->path ? import_model(&im, mp, err)
                      : glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     free_values(&im);

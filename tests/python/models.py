@@ -460,6 +460,69 @@ def _conv_bn_model(opset=13):
 # registry
 # --------------------------------------------------------------------------------------
 
+def _broadcast_model(opset=13):
+    """Element-wise arithmetic by constants of every broadcast shape (pass layers): (1,1,H,W),
+    (W,), a scalar subtracted from (c - x), (C,1,W), (1,C,H,1), a scalar factor; the same
+    after a Conv+Relu (not foldable into it); then Flatten and Gemm."""
+    rng = np.random.default_rng(405)
+    C, H, W = 2, 5, 7
+    W1, b1 = _rand(rng, 3, C, 3, 3), _rand(rng, 3, scale=0.2)
+    W2, b2 = _rand(rng, 4, 3 * H * W), _rand(rng, 4, scale=0.2)
+    k = {
+        'hw': _rand(rng, 1, 1, H, W, scale=0.5),
+        'w': (1 + 0.5 * rng.random(W)).astype(np.float32),
+        'c0': np.array(0.3, np.float32),
+        'cw': (0.5 + rng.random((C, 1, W))).astype(np.float32),
+        'ch': _rand(rng, 1, C, H, 1, scale=0.5),
+        'two': np.array([2.0], np.float32),
+        'after': (0.5 + rng.random((1, 3, H, 1))).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node('Sub', ['input', 'hw'], ['a0'], name='sub_hw'),
+        helper.make_node('Mul', ['a0', 'w'], ['a1'], name='mul_w'),
+        helper.make_node('Sub', ['c0', 'a1'], ['a2'], name='scalar_minus_x'),
+        helper.make_node('Div', ['a2', 'cw'], ['a3'], name='div_cw'),
+        helper.make_node('Add', ['a3', 'ch'], ['a4'], name='add_ch'),
+        helper.make_node('Mul', ['two', 'a4'], ['a5'], name='scalar_times_x'),
+        helper.make_node('Conv', ['a5', 'W1', 'b1'], ['c1'], name='conv1', pads=[1, 1, 1, 1]),
+        helper.make_node('Relu', ['c1'], ['r1'], name='relu1'),
+        helper.make_node('Mul', ['r1', 'after'], ['m1'], name='mul_after_relu'),
+        helper.make_node('Flatten', ['m1'], ['f1'], name='flat'),
+        helper.make_node('Gemm', ['f1', 'W2', 'b2'], ['output'], name='fc', transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, 'broadcast_net',
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', C, H, W])],
+        [helper.make_tensor_value_info('output', TensorProto.FLOAT, ['N', 4])],
+        [_init('W1', W1), _init('b1', b1), _init('W2', W2), _init('b2', b2)] +
+        [_init(name, v) for name, v in k.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+
+    t = torch.from_numpy
+
+    class Equivalent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name, v in k.items():
+                self.register_buffer('k_' + name, t(v))
+            self.conv1 = PadConv2d(t(W1), t(b1), pads=(1, 1, 1, 1))
+            self.fc = Dense(t(W2), t(b2))
+
+        def forward(self, x):
+            # torch.sub(c, x) rather than c - x: fx traces the reflected operator as a
+            # method, which the oracle's graph reader does not take.
+            x = torch.mul(torch.sub(x, self.k_hw), self.k_w)
+            x = torch.sub(self.k_c0, x)
+            x = torch.add(torch.div(x, self.k_cw), self.k_ch)
+            x = torch.mul(self.k_two, x)
+            x = torch.mul(torch.relu(self.conv1(x)), self.k_after)
+            return self.fc(torch.flatten(x, 1))
+
+    return model, Equivalent().eval()
+
+
 class Case:
     """A test model.  ``shape`` is the per-sample input shape."""
 
@@ -574,6 +637,7 @@ CASES = [
     Case('pool_first', (3, 8, 8), [13], _seeded(PoolFirst, 10), tie_data=True),
     Case('cnn_ceil', (3, 9, 9), [13, 10], _seeded(CNNCeil, 11)),
     Case('onnx_bias_add', (2, 6, 6), [13], make_onnx=_bias_add_model),
+    Case('onnx_broadcast', (2, 5, 7), [13], make_onnx=_broadcast_model),
     Case('onnx_gemm', (10,), [13], make_onnx=_gemm_model),
     Case('onnx_conv', (3, 9, 9), [13], make_onnx=_conv_model),
     Case('onnx_conv_bn', (2, 11, 11), [13], make_onnx=_conv_bn_model),

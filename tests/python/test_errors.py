@@ -183,6 +183,20 @@ def _hostile_model(kind):
     elif kind == 'negative dimension':
         g = ([helper.make_node('Conv', ['input', 'W'], ['y'], name='c0')], image(-5, 8), [W],
              'input')
+    elif kind == 'ConstantOfShape 2^28':
+        # A few hundred bytes asking for 1 GiB of constant (found by fuzz_onnx).
+        shp = numpy_helper.from_array(np.array([1 << 14, 1 << 14], np.int64), 'shp')
+        g = ([helper.make_node('ConstantOfShape', ['shp'], ['big'], name='bomb'),
+              helper.make_node('Add', ['input', 'big'], ['y'], name='use')],
+             image(8, 8), [shp], 'bomb')
+    elif kind == 'Identity chain over a weight':
+        # Each Identity of a constant is a copy: 150 copies of a 4 MiB weight would take
+        # 600 MiB; the load budget (4 x file + 256 MiB) stops the chain part way.
+        Wid = numpy_helper.from_array(np.ones(1 << 20, np.float32), 'Wid')
+        chain = [helper.make_node('Identity', ['Wid' if k == 0 else 'w%d' % (k - 1)],
+                                  ['w%d' % k], name='copy%d' % k) for k in range(150)]
+        g = (chain + [helper.make_node('Add', ['input', 'w149'], ['y'], name='use')],
+             image(8, 8), [Wid], re.compile(r"'copy\d+'.*constants computed while loading"))
     else:
         raise ValueError(kind)
     nodes, inputs, inits, named = g
@@ -194,7 +208,8 @@ def _hostile_model(kind):
 
 HOSTILE = ('input 2^40 elements', 'initializer 2^40 elements', 'initializer dims overflow int64',
            'reshape to 2^40', 'conv output 2^36 elements', 'activations over 8 GiB', 'pads 2^30',
-           'kernel larger than input', 'dynamic height and width', 'negative dimension')
+           'kernel larger than input', 'dynamic height and width', 'negative dimension',
+           'ConstantOfShape 2^28', 'Identity chain over a weight')
 MAX_RSS_KB = 512 * 1024   # far below what any of these shapes would take
 
 
@@ -230,7 +245,8 @@ class TestHostileShapes(ErrBase):
                     code, err, rss = run_measured(args)
                     res = T.Result(type('P', (), {'returncode': code, 'stdout': b'',
                                                   'stderr': err.encode()})(), args)
-                    self.assertFails2(res, None, re.escape("'%s'" % named))
+                    self.assertFails2(res, None, named if isinstance(named, re.Pattern)
+                                      else re.escape("'%s'" % named))
                     self.assertLess(rss, MAX_RSS_KB, 'peak memory %d KiB' % rss)
 
 
@@ -324,6 +340,36 @@ class TestMissingFiles(ErrBase):
         self.assertNoCrash(res)
         self.assertIn(res.code, (1, 2), repr(res))
         self.assertIn('no_such_dir', res.stderr)
+
+
+class TestSummaryLine(ErrBase):
+    """The closing line of `relevance` when conservation cannot be stated: scores that sum to
+    0 (nothing put in) and scores that are NaN or infinite. Both are runs that succeed."""
+
+    def _gemm_then(self, divisor):
+        W = numpy_helper.from_array(np.zeros((3, 8), np.float32), 'W')
+        d = numpy_helper.from_array(np.array([divisor], np.float32), 'd')
+        g = helper.make_graph(
+            [helper.make_node('Gemm', ['input', 'W'], ['h'], transB=1),
+             helper.make_node('Div', ['h', 'd'], ['y'])], 'summary',
+            [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', 8])],
+            [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)], [W, d])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)])
+        m.ir_version = 7
+        p = self.path('summary.onnx')
+        onnx.save(m, p)
+        return p
+
+    def test_zero_and_nonfinite_scores(self):
+        x = np.ones((4, 8), np.float32)
+        for divisor, expect in ((1.0, r'no relevance was put in'),
+                                (0.0, r'NaN or infinite')):
+            with self.subTest(divisor=divisor):
+                res, rp = self.run_rel(model=self._gemm_then(divisor), x=x,
+                                       extra=['--overwrite'])
+                self.assertExit(res, 0)
+                self.assertRegex(res.stderr, expect)
+                self.assertNotRegex(res.stderr, r'\bnan\b')
 
 
 class TestOptions(ErrBase):

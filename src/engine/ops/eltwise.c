@@ -34,9 +34,19 @@ void activation_forward(const glrp_layer *L, const float *x, float *y, size_t co
 
 void affine_forward(const glrp_layer *L, const float *x, float *y, size_t numel, int n)
 {
-    for (int s = 0; s < n; s++)
-        for (size_t e = 0; e < numel; e++)
-            y[s * numel + e] = x[s * numel + e] * L->scale[e] + L->shift[e];
+    const size_t *d = L->aff_dims, *st = L->aff_stride;
+    for (int s = 0; s < n; s++) {
+        const float *xs = x + (size_t)s * numel;
+        float *ys = y + (size_t)s * numel;
+        size_t e = 0;
+        for (size_t i = 0; i < d[0]; i++)
+            for (size_t j = 0; j < d[1]; j++) {
+                const float *a = L->scale + i * st[0] + j * st[1];
+                const float *b = L->shift + i * st[0] + j * st[1];
+                for (size_t k = 0; k < d[2]; k++, e++)
+                    ys[e] = xs[e] * a[k * st[2]] + b[k * st[2]];
+            }
+    }
 }
 
 void add_forward(const float *a, const float *b, float *y, size_t count)

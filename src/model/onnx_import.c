@@ -6,6 +6,7 @@
  */
 #include <cblas.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,15 +41,12 @@ value *imp_define(importer *im, const char *name, glrp_error *err)
         imp_node_error(im, err, GLRP_ERR_INPUT, "value '%s' is defined twice", name);
         return NULL;
     }
+    /* vals never moves (reserve_values sized it for every name the graph can define):
+       the op builders hold pointers to their inputs while they define their outputs. */
     if (im->n_vals == im->cap_vals) {
-        int cap = im->cap_vals ? im->cap_vals * 2 : 64;
-        value *v = realloc(im->vals, (size_t)cap * sizeof *v);
-        if (!v) {
-            glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
-            return NULL;
-        }
-        im->vals = v;
-        im->cap_vals = cap;
+        imp_node_error(im, err, GLRP_ERR_RUNTIME, "more values than the graph declares "
+                       "(internal error)");
+        return NULL;
     }
     value *v = &im->vals[im->n_vals];
     memset(v, 0, sizeof *v);
@@ -60,6 +58,23 @@ value *imp_define(importer *im, const char *name, glrp_error *err)
     v->tensor = -1;
     im->n_vals++;
     return v;
+}
+
+/* Room for every value the graph can define: initializers, inputs and node outputs. */
+static int reserve_values(importer *im, glrp_error *err)
+{
+    const Onnx__GraphProto *g = im->g;
+    size_t n = g->n_initializer + g->n_input;
+    for (size_t k = 0; k < g->n_node; k++)
+        n += g->node[k]->n_output;
+    if (n > (size_t)INT_MAX / 2)
+        return glrp_fail(err, GLRP_ERR_INPUT, "%s: a graph of %zu values is absurd", im->path,
+                         n);
+    im->vals = glrp_alloc(n ? n : 1, sizeof *im->vals);
+    if (!im->vals)
+        return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory for %zu graph values", n);
+    im->cap_vals = (int)n;
+    return 0;
 }
 
 value *imp_input(importer *im, int k)
@@ -400,8 +415,8 @@ static int import_model(importer *im, const Onnx__ModelProto *mp, glrp_error *er
     if (!m->tensors || !m->layers || !m->producer)
         return glrp_fail(err, GLRP_ERR_RUNTIME, "out of memory");
     int rc;
-    if ((rc = copy_metadata(im, mp, err)) || (rc = add_initializers(im, err)) ||
-        (rc = add_input(im, err)))
+    if ((rc = reserve_values(im, err)) || (rc = copy_metadata(im, mp, err)) ||
+        (rc = add_initializers(im, err)) || (rc = add_input(im, err)))
         return rc;
     if ((rc = import_nodes(im, err)) || (rc = set_output(im, err)))
         return rc;

@@ -191,7 +191,7 @@ def _hostile_model(kind):
              image(8, 8), [shp], 'bomb')
     elif kind == 'Identity chain over a weight':
         # Each Identity of a constant is a copy: 150 copies of a 4 MiB weight would take
-        # 600 MiB; the load budget (4 x file + 256 MiB) stops the chain part way.
+        # 600 MiB; the load budget (4 x file + 64 MiB) stops the chain part way.
         Wid = numpy_helper.from_array(np.ones(1 << 20, np.float32), 'Wid')
         chain = [helper.make_node('Identity', ['Wid' if k == 0 else 'w%d' % (k - 1)],
                                   ['w%d' % k], name='copy%d' % k) for k in range(150)]

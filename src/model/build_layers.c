@@ -132,10 +132,10 @@ static int broadcast_shape(importer *im, const const_tensor *c, const glrp_tenso
     full[0] = 1;
     for (int k = 0; k < t->rank; k++)
         full[k + 1] = t->dims[k];
+    pdims[0] = pdims[1] = pdims[2] = 1;
     if (c->rank > full_rank)
         return imp_node_error(im, err, GLRP_ERR_INPUT, "constant of rank %d does not "
                               "broadcast to the activation of rank %d", c->rank, full_rank);
-    pdims[0] = pdims[1] = pdims[2] = 1;
     for (int k = 0; k < c->rank; k++) {
         int fk = full_rank - c->rank + k; /* axis of (N, dims...) this dimension meets */
         int64_t cd = c->dims[k], ad = full[fk];
@@ -505,7 +505,7 @@ static int build_arith(importer *im, char op, glrp_error *err)
         }
         free(bias);
     }
-    int64_t pdims[3];
+    int64_t pdims[3] = {1, 1, 1};
     if (broadcast_shape(im, &c->c, t, pdims, err))
         return err->code;
     size_t count = c->c.count; /* = the product of pdims: the batch dimension is 1 */

@@ -270,6 +270,20 @@ def _init(name, arr, float_data=False):
     return numpy_helper.from_array(arr, name)
 
 
+def _onnx_model(name, nodes, in_shape, out_shape, inits, opset, batch='N'):
+    """A checked model of graph `name`: float 'input' of per-sample shape in_shape, float
+    'output' of per-sample shape out_shape, a symbolic batch axis, IR version 7."""
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, [batch] + list(in_shape))],
+        [helper.make_tensor_value_info('output', TensorProto.FLOAT, [batch] + list(out_shape))],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    return model
+
+
 def _rand(rng, *shape, scale=None):
     fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
     scale = scale if scale is not None else 1.0 / np.sqrt(fan_in)
@@ -295,15 +309,9 @@ def _gemm_model(opset=13):
         helper.make_node('MatMul', ['r2', 'W3t'], ['m3'], name='matmul3'),
         helper.make_node('Add', ['m3', 'b3'], ['output'], name='add3'),
     ]
-    graph = helper.make_graph(
-        nodes, 'gemm_net',
-        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', 10])],
-        [helper.make_tensor_value_info('output', TensorProto.FLOAT, ['N', 5])],
-        [_init('W1', W1, True), _init('b1', b1, True), _init('W2t', W2t), _init('b2', b2, True),
-         _init('W3t', W3t), _init('b3', b3)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
+    model = _onnx_model('gemm_net', nodes, [10], [5],
+                        [_init('W1', W1, True), _init('b1', b1, True), _init('W2t', W2t),
+                         _init('b2', b2, True), _init('W3t', W3t), _init('b3', b3)], opset)
 
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
     module = nn.Sequential(
@@ -335,15 +343,10 @@ def _conv_model(opset=13):
         helper.make_node('Flatten', ['d2'], ['f2'], name='flat', axis=1),
         helper.make_node('Gemm', ['f2', 'W3', 'b3'], ['output'], name='fc', transB=1),
     ]
-    graph = helper.make_graph(
-        nodes, 'conv_net',
-        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', 3, 9, 9])],
-        [helper.make_tensor_value_info('output', TensorProto.FLOAT, ['N', 4])],
-        [_init('W1', W1, True), _init('b1', b1, True), _init('W2', W2, True),
-         _init('b2', b2, True), _init('W3', W3, True), _init('b3', b3, True)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
+    model = _onnx_model('conv_net', nodes, [3, 9, 9], [4],
+                        [_init('W1', W1, True), _init('b1', b1, True), _init('W2', W2, True),
+                         _init('b2', b2, True), _init('W3', W3, True), _init('b3', b3, True)],
+                        opset)
 
     t = torch.from_numpy
     module = nn.Sequential(
@@ -372,15 +375,9 @@ def _bias_add_model(opset=13):
         helper.make_node('MatMul', ['f1', 'W2t'], ['m2'], name='fc'),
         helper.make_node('Add', ['b2', 'm2'], ['output'], name='fc_bias'),
     ]
-    graph = helper.make_graph(
-        nodes, 'bias_add_net',
-        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', 2, 6, 6])],
-        [helper.make_tensor_value_info('output', TensorProto.FLOAT, ['N', 3])],
-        [_init('W1', W1), _init('b1', b1), _init('W2t', W2t), _init('b2', b2),
-         _init('scale', scale), _init('shift', shift)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
+    model = _onnx_model('bias_add_net', nodes, [2, 6, 6], [3],
+                        [_init('W1', W1), _init('b1', b1), _init('W2t', W2t), _init('b2', b2),
+                         _init('scale', scale), _init('shift', shift)], opset)
 
     t = torch.from_numpy
 
@@ -431,13 +428,7 @@ def _conv_bn_model(opset=13):
         helper.make_node('Flatten', ['gp'], ['fl'], name='flatten'),
         helper.make_node('Gemm', ['fl', 'W3', 'b3'], ['output'], name='fc', transB=1),
     ]
-    graph = helper.make_graph(
-        nodes, 'conv_bn_net',
-        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['batch', 2, 11, 11])],
-        [helper.make_tensor_value_info('output', TensorProto.FLOAT, ['batch', 3])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
+    model = _onnx_model('conv_bn_net', nodes, [2, 11, 11], [3], inits, opset, batch='batch')
 
     t = torch.from_numpy
     conv1 = nn.Conv2d(2, 5, 3, padding=1)
@@ -490,15 +481,9 @@ def _broadcast_model(opset=13):
         helper.make_node('Flatten', ['m1'], ['f1'], name='flat'),
         helper.make_node('Gemm', ['f1', 'W2', 'b2'], ['output'], name='fc', transB=1),
     ]
-    graph = helper.make_graph(
-        nodes, 'broadcast_net',
-        [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', C, H, W])],
-        [helper.make_tensor_value_info('output', TensorProto.FLOAT, ['N', 4])],
-        [_init('W1', W1), _init('b1', b1), _init('W2', W2), _init('b2', b2)] +
-        [_init(name, v) for name, v in k.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
+    model = _onnx_model('broadcast_net', nodes, [C, H, W], [4],
+                        [_init('W1', W1), _init('b1', b1), _init('W2', W2), _init('b2', b2)] +
+                        [_init(name, v) for name, v in k.items()], opset)
 
     t = torch.from_numpy
 

@@ -26,6 +26,10 @@
 #include "util/progress.h"
 
 #define RUN_MAX_WARNINGS 16
+/* Class maps are Byte with 255 for nodata; per-tile class probabilities use a buffer of
+ * this many classes. */
+#define RUN_MAX_CLASSES 255
+#define RUN_MAX_TILES_PER_AXIS 65536
 
 struct part_writer;
 struct run_state;
@@ -119,7 +123,25 @@ typedef struct run_state {
     json_t *part_rows;        /* row_stats of each tile row, in order */
 } run_state;
 
+/* scene_job.c */
 double run_now(void);
+/* A warning on stderr (unless quiet) and in the report. */
+void run_warn(run_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* scene_setup.c: config over defaults, scene, model, bands, classes, target, bounds. */
+int run_setup(run_state *st, glrp_error *err);
+/* Stripes, batches and the row buffers of a whole or part run. */
+int run_alloc_buffers(run_state *st, glrp_error *err);
+
+/* scene_tiles.c: tile rows [row_begin, row_end) read, explained and blended. */
+int run_process(run_state *st, int row_begin, int row_end, glrp_error *err);
+
+/* scene_rows.c: waits for the job handed to b, counting the wait; its error (job_err)
+ * into err. */
+int run_collect(run_state *st, background *b, const glrp_error *job_err, glrp_error *err);
+
+/* scene_report.c: the rule of every linear layer, "#0=zbox,#1=gamma(0.25),...". */
+void run_rules_text(const run_state *st, char *buf, size_t size);
 
 /* Band counts and names of the accumulated layers; band statistics. */
 int run_layout(run_state *st, glrp_error *err);
